@@ -1,0 +1,39 @@
+# netd: two commands do all set-up on a fresh machine with Python 3.11 and make.
+#   make run    venv + install, then serve echo on 127.0.0.1:10007 in the foreground
+#   make test   venv + install with test extras, then the whole suite (trial, then pytest)
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+ARGS   ?= --proto echo
+
+.PHONY: run test unit integration lint clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# Re-install whenever the project metadata changes.
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+run: $(VENV)/.installed
+	$(BIN)/twistd --nodaemon --pidfile= netd $(ARGS)
+
+# The same files under both runners: trial first, pytest last (its summary closes the run).
+test: $(VENV)/.installed
+	$(BIN)/trial tests
+	$(BIN)/pytest -q tests
+
+unit: $(VENV)/.installed
+	$(BIN)/pytest -q tests --ignore=tests/integration
+
+integration: $(VENV)/.installed
+	$(BIN)/pytest -q tests/integration
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check src tests twisted
+
+clean:
+	rm -rf $(VENV) _trial_temp .pytest_cache build dist twisted/plugins/dropin.cache

@@ -1,0 +1,164 @@
+"""
+Listen descriptions: Twisted's server endpoint strings plus netd's own C{udp:}.
+
+Twisted has no datagram endpoint string, so C{udp:PORT[:interface=ADDR]} is parsed here
+with the same escaping rules (C{\\:} for a literal colon, as in C{tcp6:}).  Every
+description is validated when the options are parsed, before any reactor exists, so a
+typo is a usage error rather than a failure after half the listeners are up.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from typing import Any, cast
+
+from twisted.internet import defer
+from twisted.internet.endpoints import serverFromString
+from twisted.internet.interfaces import IListeningPort, IReactorUDP, IStreamServerEndpoint
+from twisted.internet.protocol import DatagramProtocol
+
+from netd.interfaces import DATAGRAM, STREAM
+
+__all__ = ["BadListen", "DatagramServerEndpoint", "ListenSpec", "parseListen", "splitDescription"]
+
+#: Bigger than any UDP payload, so an echoed datagram is never silently truncated
+#: (Twisted's default C{maxPacketSize} is 8192).
+MAX_DATAGRAM = 65535
+
+
+class BadListen(ValueError):
+    """A listen description netd cannot use; the message says why."""
+
+
+def splitDescription(description: str) -> tuple[list[str], dict[str, str]]:
+    """
+    Split C{description} at unescaped colons into positional and C{key=value} parts,
+    honouring backslash escapes as Twisted's endpoint parser does.
+    """
+    parts: list[str] = []
+    current: list[str] = []
+    chars = iter(description)
+    for char in chars:
+        if char == "\\":
+            current.append(next(chars, ""))
+        elif char == ":":
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+    parts.append("".join(current))
+    args: list[str] = []
+    kwargs: dict[str, str] = {}
+    for part in parts[1:]:
+        key, sep, value = part.partition("=")
+        if sep:
+            kwargs[key] = value
+        else:
+            args.append(part)
+    return [parts[0], *args], kwargs
+
+
+@dataclass(frozen=True)
+class DatagramServerEndpoint:
+    """
+    The missing C{udp:} endpoint: binds a L{DatagramProtocol} with C{listenUDP}.
+
+    Mirrors L{IStreamServerEndpoint.listen} (a L{Deferred} firing with the port) so a
+    listener service treats both kinds alike.
+    """
+
+    reactor: IReactorUDP
+    port: int
+    interface: str = ""
+
+    def listen(self, protocol: DatagramProtocol) -> defer.Deferred[IListeningPort]:
+        try:
+            port = self.reactor.listenUDP(
+                self.port, protocol, interface=self.interface, maxPacketSize=MAX_DATAGRAM
+            )
+        except Exception:
+            return defer.fail()
+        return defer.succeed(port)
+
+
+@dataclass(frozen=True)
+class ListenSpec:
+    """
+    One validated C{--listen} value.
+
+    @ivar kind: L{STREAM} or L{DATAGRAM}.
+    """
+
+    description: str
+    kind: str
+
+    def endpoint(self, reactor: Any) -> IStreamServerEndpoint | DatagramServerEndpoint:
+        """The endpoint for C{reactor}, which is only known once it is installed."""
+        if self.kind == DATAGRAM:
+            return _datagramEndpoint(reactor, self.description)
+        return cast(IStreamServerEndpoint, serverFromString(reactor, self.description))
+
+
+def parseListen(description: str) -> ListenSpec:
+    """
+    Validate a listen description.
+
+    @raise BadListen: naming the description and the problem.
+    """
+    if not description or ":" not in description:
+        raise BadListen(f"bad listen endpoint {description!r}: expected TYPE:ARGS, e.g. tcp:7")
+    if description.split(":", 1)[0] == "udp":
+        _datagramEndpoint(None, description)
+        return ListenSpec(description, DATAGRAM)
+    _checkAddress(description.removeprefix("haproxy:"))
+    try:
+        # The reactor is only stored, not used, while parsing: validate now, bind later.
+        serverFromString(cast(Any, None), description)
+    except Exception as e:
+        raise BadListen(f"bad listen endpoint {description!r}: {e}") from None
+    return ListenSpec(description, STREAM)
+
+
+def _datagramEndpoint(reactor: Any, description: str) -> DatagramServerEndpoint:
+    (_, *args), kwargs = splitDescription(description)
+    unknown = set(kwargs) - {"port", "interface"}
+    if unknown or len(args) + ("port" in kwargs) != 1:
+        raise BadListen(f"bad listen endpoint {description!r}: expected udp:PORT[:interface=ADDR]")
+    port = _port(description, kwargs.get("port", args[0] if args else ""))
+    interface = _interface(description, kwargs.get("interface", ""))
+    return DatagramServerEndpoint(reactor, port, interface)
+
+
+def _checkAddress(description: str) -> None:
+    """Port range and literal interface checks Twisted leaves to bind() time."""
+    (kind, *args), kwargs = splitDescription(description)
+    if kind not in ("tcp", "tcp6", "ssl"):
+        return
+    portText = kwargs.get("port", args[0] if args else "")
+    _port(description, portText)
+    _interface(description, kwargs.get("interface", ""))
+
+
+def _port(description: str, text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise BadListen(
+            f"bad listen endpoint {description!r}: port {text!r} is not a number"
+        ) from None
+    if not 0 <= port <= 65535:
+        raise BadListen(f"bad listen endpoint {description!r}: port {port} is not in 0-65535")
+    return port
+
+
+def _interface(description: str, text: str) -> str:
+    """An interface must be an IP literal: binding to a name would consult the resolver."""
+    if text:
+        try:
+            ipaddress.ip_address(text)
+        except ValueError:
+            raise BadListen(
+                f"bad listen endpoint {description!r}: interface {text!r} is not an IP address"
+            ) from None
+    return text
