@@ -78,7 +78,7 @@ class RecordingUDPReactor:
     """Records listenUDP calls (MemoryReactor has none); fails when told to."""
 
     def __init__(self, error: Exception | None = None) -> None:
-        self.calls: list[tuple[object, ...]] = []
+        self.udpCalls: list[tuple[object, ...]] = []
         self.error = error
 
     def listenUDP(
@@ -86,7 +86,7 @@ class RecordingUDPReactor:
     ) -> FakeUDPPort:
         if self.error is not None:
             raise self.error
-        self.calls.append((port, protocol, interface, maxPacketSize))
+        self.udpCalls.append((port, protocol, interface, maxPacketSize))
         return FakeUDPPort(port, interface)
 
 
@@ -99,7 +99,7 @@ class DatagramEndpointTests(SynchronousTestCase):
             DatagramServerEndpoint(reactor, 7, "127.0.0.1").listen(protocol)
         )
         self.assertEqual(port.getHost(), IPv4Address("UDP", "127.0.0.1", 7))
-        self.assertEqual(reactor.calls, [(7, protocol, "127.0.0.1", MAX_DATAGRAM)])
+        self.assertEqual(reactor.udpCalls, [(7, protocol, "127.0.0.1", MAX_DATAGRAM)])
 
     def test_bindFailureIsAFailedDeferred(self) -> None:
         """A bind error arrives as a failed Deferred, as with stream endpoints."""

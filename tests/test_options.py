@@ -35,7 +35,7 @@ class OptionsTests(SynchronousTestCase):
 
     def test_defaultListenIsLoopbackTcp(self) -> None:
         """Without --listen a service listens on its unprivileged default port on 127.0.0.1, TCP only."""
-        [service] = self.parse("--proto", "echo").services
+        [service] = self.parse("--proto", "echo").config.services
         self.assertEqual(service.name, "echo")
         self.assertEqual([s.description for s in service.listen], ["tcp:10007:interface=127.0.0.1"])
 
@@ -43,14 +43,14 @@ class OptionsTests(SynchronousTestCase):
         """Several --listen give one service several listeners, stream and datagram."""
         [service] = self.parse(
             "--proto", "daytime", "--listen", "tcp:10013:interface=0.0.0.0", "--listen", "udp:10013"
-        ).services
+        ).config.services
         self.assertEqual([s.kind for s in service.listen], [STREAM, DATAGRAM])
 
     def test_protocolOptionsAreCoercedWithDefaults(self) -> None:
         """A protocol's own options are coerced, and missing ones take their defaults."""
-        [service] = self.parse("--proto", "linelogger", "--max-line-length", "100").services
+        [service] = self.parse("--proto", "linelogger", "--max-line-length", "100").config.services
         self.assertEqual(service.settings, {"max-line-length": 100, "output": None})
-        [greeting] = self.parse("--proto", "greeting").services
+        [greeting] = self.parse("--proto", "greeting").config.services
         self.assertEqual(greeting.settings, {"message": "Thank you for connecting"})
 
     def test_unknownProtocolListsChoices(self) -> None:
@@ -61,7 +61,7 @@ class OptionsTests(SynchronousTestCase):
     def test_protoIsRequired(self) -> None:
         """Without --proto the error says so and lists the protocols."""
         error = self.assertRaises(UsageError, self.parse)
-        self.assertIn("--proto is required", str(error))
+        self.assertIn("--proto or --config is required", str(error))
 
     def test_optionOfAnotherProtocol(self) -> None:
         """An option that belongs to another protocol is refused, naming the protocol."""

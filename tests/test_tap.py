@@ -7,13 +7,15 @@ from __future__ import annotations
 import io
 
 from twisted.internet.error import CannotListenError
+from twisted.internet.task import Clock
 from twisted.internet.testing import EventLoggingObserver, MemoryReactorClock, RaisingMemoryReactor
 from twisted.logger import globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
+from netd.daemon import Daemon
 from netd.errors import StartupError
 from netd.options import optionsFor
-from netd.tap import buildServices, makeService
+from netd.tap import makeService
 from tests.support import builtins
 from tests.test_endpoint import RecordingUDPReactor
 
@@ -24,6 +26,14 @@ class Reactor(MemoryReactorClock, RecordingUDPReactor):
     def __init__(self) -> None:
         MemoryReactorClock.__init__(self)
         RecordingUDPReactor.__init__(self)
+
+
+class RaisingReactor(RaisingMemoryReactor, Clock):
+    """A reactor whose listen calls fail, with a clock for the daemon's timers."""
+
+    def __init__(self, **kwargs: object) -> None:
+        RaisingMemoryReactor.__init__(self, **kwargs)  # type: ignore[arg-type]
+        Clock.__init__(self)
 
 
 def parse(*argv: str):  # type: ignore[no-untyped-def]
@@ -51,11 +61,12 @@ class MakeServiceTests(SynchronousTestCase):
         service.startService()
         [(port, factory, backlog, interface)] = reactor.tcpServers
         self.assertEqual((port, interface), (10013, "0.0.0.0"))
-        self.assertEqual(factory.context.name, "daytime")
-        [(udpPort, protocol, udpInterface, _)] = reactor.calls
+        self.assertEqual(factory.wrappedFactory.context.name, "daytime")
+        [(udpPort, protocol, udpInterface, _)] = reactor.udpCalls
         self.assertEqual((udpPort, udpInterface), (10013, ""))
-        self.assertEqual(type(protocol).__name__, "ClockDatagram")
-        [udp] = [s.port for s in service.getServiceNamed("daytime") if s.spec.kind == "datagram"]
+        self.assertEqual(type(protocol.inner).__name__, "ClockDatagram")
+        listeners = service.getServiceNamed("daytime").listeners.values()
+        [udp] = [s.port for s in listeners if s.spec.kind == "datagram"]
         service.stopService()
         self.assertFalse(udp.listening)
 
@@ -63,7 +74,7 @@ class MakeServiceTests(SynchronousTestCase):
         """Building the service opens no socket; binding waits for startup."""
         reactor = Reactor()
         makeService(parse("--proto", "echo"), reactor)
-        self.assertEqual((reactor.tcpServers, reactor.calls), ([], []))
+        self.assertEqual((reactor.tcpServers, reactor.udpCalls), ([], []))
 
     def test_logsListenerAndReactor(self) -> None:
         """Each listener logs service, transport and address; startup logs the reactor class."""
@@ -81,13 +92,13 @@ class MakeServiceTests(SynchronousTestCase):
 
     def test_busyPortStopsStartupWithOneLine(self) -> None:
         """A port that cannot be bound ends startup with one line naming the service and endpoint."""
-        reactor = RaisingMemoryReactor(
+        reactor = RaisingReactor(
             listenException=CannotListenError(
                 "127.0.0.1", 10007, OSError(98, "Address already in use")
             )
         )
         stderr = io.StringIO()
-        service = buildServices(parse("--proto", "echo").services, reactor, stderr)
+        service = Daemon(parse("--proto", "echo").config, reactor, stderr=stderr)
         error = self.assertRaises(StartupError, service.privilegedStartService)
         self.assertEqual(error.code, 1)
         self.assertEqual(
@@ -101,7 +112,7 @@ class MakeServiceTests(SynchronousTestCase):
         service = makeService(parse("--proto", "echo"), reactor)
         service.privilegedStartService()
         service.startService()
-        listener = service.getServiceNamed("echo").services[0]
+        listener = service.getServiceNamed("echo").listeners["tcp:10007:interface=127.0.0.1"]
         self.assertIsNotNone(listener.port)
         self.successResultOf(service.stopService())
         self.assertIsNone(listener.port)

@@ -93,11 +93,39 @@ class ListenSpec:
     description: str
     kind: str
 
+    def bindKey(self) -> tuple[str, ...] | None:
+        """
+        What this listener binds, so two services cannot claim one address:
+        C{("TCP", "", "7")} for C{tcp:7} (all interfaces), the path for C{unix:}, or
+        C{None} when nothing fixed is bound (port 0, inherited C{systemd:} sockets).
+        """
+        inner = self.description.removeprefix("haproxy:")
+        (kind, *args), kwargs = splitDescription(inner)
+        if kind in ("tcp", "tcp6", "ssl", "udp"):
+            port = kwargs.get("port", args[0] if args else "0")
+            if int(port) == 0:
+                return None
+            family = "UDP" if kind == "udp" else "TCP"
+            interface = kwargs.get("interface") or ("::" if kind == "tcp6" else "0.0.0.0")
+            return (family, str(ipaddress.ip_address(interface)), str(int(port)))
+        if kind == "unix":
+            return ("UNIX", kwargs.get("address", args[0] if args else ""))
+        return None
+
+    @property
+    def proxied(self) -> bool:
+        """
+        Whether clients arrive through a PROXY-protocol proxy (C{haproxy:...}).  netd
+        reads the header itself (L{netd.proxyheader}), so rules see the real client.
+        """
+        return self.description.startswith("haproxy:")
+
     def endpoint(self, reactor: Any) -> IStreamServerEndpoint | DatagramServerEndpoint:
         """The endpoint for C{reactor}, which is only known once it is installed."""
         if self.kind == DATAGRAM:
             return _datagramEndpoint(reactor, self.description)
-        return cast(IStreamServerEndpoint, serverFromString(reactor, self.description))
+        inner = self.description.removeprefix("haproxy:")
+        return cast(IStreamServerEndpoint, serverFromString(reactor, inner))
 
 
 def parseListen(description: str) -> ListenSpec:

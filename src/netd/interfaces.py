@@ -33,6 +33,10 @@ class INetdProtocol(Interface):
         "C{Sequence} of L{netd.plugin.Option}: the protocol's own settings, each with a "
         "default, a coercion and a help line."
     )
+    amplifies = Attribute(
+        "C{bool}: whether a UDP reply can outweigh its request without bound (chargen); "
+        "such a protocol serves UDP only when the policy allows amplification."
+    )
     defaultPort = Attribute(
         "C{int}: the unprivileged port used on 127.0.0.1 when no listener is given."
     )

@@ -44,6 +44,9 @@ class Listener(Service):
         self._listening: defer.Deferred[IListeningPort] | None = None
 
     def privilegedStartService(self) -> None:
+        """Bind (once: a listener added to a running service is started again)."""
+        if self._listening is not None:
+            return
         super().privilegedStartService()
         self._listening = self.endpoint.listen(self.target)
         failures: list[Failure] = []

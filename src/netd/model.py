@@ -11,10 +11,14 @@ from typing import Any
 
 from netd.endpoint import ListenSpec, parseListen
 from netd.interfaces import DATAGRAM, STREAM, INetdProtocol
+from netd.policy import DaemonSettings, Policy
 
 __all__ = [
     "ConfigError",
+    "DaemonConfig",
     "ServiceConfig",
+    "checkAddresses",
+    "checkAmplification",
     "checkListeners",
     "defaultListen",
     "resolveSettings",
@@ -50,6 +54,20 @@ class ServiceConfig:
     protocol: INetdProtocol
     listen: tuple[ListenSpec, ...]
     settings: Mapping[str, Any] = field(default_factory=dict)
+    policy: Policy = field(default_factory=Policy)
+
+
+@dataclass(frozen=True)
+class DaemonConfig:
+    """
+    Everything netd serves, from the command line or a config file.
+
+    @ivar path: the config file it came from, if any (what SIGHUP re-reads).
+    """
+
+    services: tuple[ServiceConfig, ...]
+    settings: DaemonSettings = field(default_factory=DaemonSettings)
+    path: str | None = None
 
 
 def resolveSettings(protocol: INetdProtocol, given: Mapping[str, Any]) -> dict[str, Any]:
@@ -86,6 +104,41 @@ def checkListeners(protocol: INetdProtocol, listen: Sequence[ListenSpec]) -> Non
             raise ConfigError(
                 f"{protocol.name} is {served}: it cannot serve the {kind} listener {spec.description}"
             )
+
+
+def checkAmplification(
+    protocol: INetdProtocol, listen: Sequence[ListenSpec], policy: Policy
+) -> None:
+    """
+    @raise ConfigError: for a UDP listener of an amplifying protocol (chargen) that the
+        policy did not explicitly allow: such a service reflects a small spoofed request
+        as a large reply at a victim (US-CERT TA14-017A measured chargen at x358).
+    """
+    if getattr(protocol, "amplifies", False) and not policy.allowAmplification:
+        for spec in listen:
+            if spec.kind == DATAGRAM:
+                raise ConfigError(
+                    f"{protocol.name} over UDP amplifies reflection attacks; "
+                    f"set allow-amplification to serve {spec.description}",
+                    "listen",
+                )
+
+
+def checkAddresses(services: Sequence[ServiceConfig]) -> None:
+    """
+    @raise ConfigError: when two services would bind the same address (port 0 aside).
+    """
+    seen: dict[tuple[str, ...], str] = {}
+    for service in services:
+        for spec in service.listen:
+            key = spec.bindKey()
+            if key is None:
+                continue
+            if key in seen:
+                raise ConfigError(
+                    f"{spec.description} is also a listener of service {seen[key]!r}", "listen"
+                )
+            seen[key] = service.name
 
 
 def defaultListen(protocol: INetdProtocol) -> tuple[ListenSpec, ...]:

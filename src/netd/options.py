@@ -10,14 +10,32 @@ anything else needs it.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, ClassVar
 
 from twisted.python import usage
 
 from netd import __version__
+from netd.config import ConfigFileError, loadConfig
 from netd.endpoint import BadListen, parseListen
-from netd.model import ConfigError, ServiceConfig, checkListeners, defaultListen, resolveSettings
+from netd.logformat import useJSONLogging
+from netd.model import (
+    ConfigError,
+    DaemonConfig,
+    ServiceConfig,
+    checkAmplification,
+    checkListeners,
+    defaultListen,
+    resolveSettings,
+)
+from netd.policy import (
+    DAEMON_KEYS,
+    POLICY_KEYS,
+    DaemonSettings,
+    PolicyError,
+    PolicyKey,
+    buildPolicy,
+)
 from netd.reactor import REACTORS, ReactorConflict, ReactorUnavailable, ensureReactor
 from netd.registry import Registry, UnknownProtocol
 
@@ -40,21 +58,30 @@ class Options(usage.Options):
     """
     The common options; L{optionsFor} adds each installed protocol's own.
 
-    @ivar services: after parsing, the L{ServiceConfig}s to serve.
+    One service from options (C{--proto}, C{--listen}, policy options), or many from a
+    file (C{--config}); both produce the same L{DaemonConfig}.
+
+    @ivar config: after parsing, what to serve.
     @ivar reactorName: after parsing, the reactor in use.
     """
 
-    synopsis = "--proto NAME [--listen ENDPOINT ...] [options]"
+    synopsis = "(--proto NAME [--listen ENDPOINT ...] | --config FILE) [options]"
     optParameters: ClassVar[list[Any]] = [
         ["proto", "p", None, "the protocol to serve (see --list)"],
+        ["config", "c", None, "serve the services of this TOML file (SIGHUP re-reads it)"],
         [
             "reactor",
             None,
             None,
             f"the reactor: {', '.join(REACTORS)} (default: best for the platform)",
         ],
+        *[[k.name, None, None, k.help] for k in DAEMON_KEYS],
+        *[[k.name, None, None, k.help] for k in POLICY_KEYS if not (k.flag or k.repeatable)],
     ]
-    optFlags: ClassVar[list[Any]] = [["list", None, "list the installed protocols and exit"]]
+    optFlags: ClassVar[list[Any]] = [
+        ["list", None, "list the installed protocols and exit"],
+        *[[k.name, None, k.help] for k in POLICY_KEYS if k.flag],
+    ]
 
     registry: ClassVar[Registry]
     installReactor: ClassVar[Callable[[str | None], str]]
@@ -63,8 +90,22 @@ class Options(usage.Options):
     def __init__(self) -> None:
         super().__init__()
         self["listen"] = []
-        self.services: list[ServiceConfig] = []
+        self["allow"] = []
+        self["deny"] = []
+        self.config = DaemonConfig(())
         self.reactorName = ""
+
+    def opt_allow(self, network: str) -> None:
+        """
+        a network (CIDR) or address allowed (repeatable); if any are given, only these
+        """
+        self["allow"].append(network)
+
+    def opt_deny(self, network: str) -> None:
+        """
+        a network (CIDR) or address refused (repeatable); the most specific rule wins
+        """
+        self["deny"].append(network)
 
     def getUsage(self, width: int | None = None) -> str:
         """The usual help, then every installed protocol, one per line."""
@@ -91,7 +132,9 @@ class Options(usage.Options):
         sys.exit(0)
 
     def postOptions(self) -> None:
-        self.services = [self._service()]
+        self.config = self._fromFile() if self["config"] else self._fromOptions()
+        if self.config.settings.logFormat == "json" and getattr(self, "parent", None) is not None:
+            useJSONLogging(self.parent)
         reactor = self["reactor"]
         if reactor is not None and reactor not in REACTORS:
             raise usage.UsageError(
@@ -102,26 +145,67 @@ class Options(usage.Options):
         except (ReactorUnavailable, ReactorConflict) as e:
             raise usage.UsageError(str(e)) from None
 
-    def _service(self) -> ServiceConfig:
+    def _given(self, names: Iterable[str]) -> dict[str, Any]:
+        """The options among C{names} that were given (not left at their default)."""
+        return {name: self[name] for name in names if self[name] not in (None, 0, [])}
+
+    def _fromFile(self) -> DaemonConfig:
+        mixed = self._given(
+            ["proto", "listen", *self.protocolOptions, *_POLICY_NAMES, *_DAEMON_NAMES]
+        )
+        if mixed:
+            raise usage.UsageError(
+                f"--{next(iter(mixed))} cannot be combined with --config: set it in the file"
+            )
+        try:
+            return loadConfig(self["config"], self.registry)
+        except ConfigFileError as e:
+            raise usage.UsageError(str(e)) from None
+
+    def _fromOptions(self) -> DaemonConfig:
         if self["proto"] is None:
             raise usage.UsageError(
-                f"--proto is required; choose one of: {', '.join(self.registry.names())}"
+                f"--proto or --config is required; protocols: {', '.join(self.registry.names())}"
             )
         try:
             protocol = self.registry.lookup(self["proto"])
-            given = {k: self[k] for k in self.protocolOptions if self[k] is not None}
-            settings = resolveSettings(protocol, given)
+            settings = resolveSettings(protocol, self._given(self.protocolOptions))
             listen = tuple(self["listen"]) or defaultListen(protocol)
             checkListeners(protocol, listen)
-        except (UnknownProtocol, ConfigError) as e:
+            policy = buildPolicy(
+                {**self._given(_POLICY_NAMES), **dict.fromkeys(self._given(_FLAGS), True)}
+            )
+            checkAmplification(protocol, listen, policy)
+            daemon = DaemonSettings(**_coerced(DAEMON_KEYS, self._given(_DAEMON_NAMES)))
+        except (UnknownProtocol, ConfigError, PolicyError) as e:
             raise _usageError(e) from None
-        return ServiceConfig(protocol.name, protocol, listen, settings)
+        return DaemonConfig(
+            (ServiceConfig(protocol.name, protocol, listen, settings, policy),), daemon
+        )
 
 
-def _usageError(error: UnknownProtocol | ConfigError) -> usage.UsageError:
+_POLICY_NAMES = [key.name for key in POLICY_KEYS]
+_DAEMON_NAMES = [key.name for key in DAEMON_KEYS]
+_FLAGS = [key.name for key in POLICY_KEYS if key.flag]
+
+
+def _coerced(keys: Iterable[PolicyKey], given: dict[str, Any]) -> dict[str, Any]:
+    """C{given} (option name -> text) as dataclass fields, coerced by C{keys}."""
+    values = {}
+    for key in keys:
+        if key.name in given:
+            try:
+                values[key.attribute] = key.coerce(given[key.name])
+            except ValueError as e:
+                raise PolicyError(key.name, str(e)) from None
+    return values
+
+
+def _usageError(error: UnknownProtocol | ConfigError | PolicyError) -> usage.UsageError:
     """On the command line, a setting is an option: C{--max-line-length: ...}."""
-    if isinstance(error, ConfigError) and error.key is not None:
-        return usage.UsageError(f"--{error.key}: {error.problem}")
+    key = getattr(error, "key", None)
+    if isinstance(error, (ConfigError, PolicyError)) and key is not None:
+        return usage.UsageError(f"--{key}: {error.problem}")
     return usage.UsageError(str(error))
 
 

@@ -164,6 +164,7 @@ class ProtocolPlugin:
     defaultPort: int
     transports: frozenset[str] = frozenset({STREAM})
     options: Sequence[Option] = ()
+    amplifies: bool = False
 
     def __post_init__(self) -> None:
         unknown = set(self.transports) - {STREAM, DATAGRAM}

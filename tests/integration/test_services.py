@@ -76,7 +76,7 @@ class ServiceTests(SynchronousTestCase):
 
     def test_chargen(self) -> None:
         """Chargen streams the RFC 864 pattern; a datagram gets at most 512 bytes of it."""
-        daemon = serve(self, "chargen")
+        daemon = serve(self, "chargen", "--allow-amplification")
         cycle = chargenLines()
         with tcp(daemon, "chargen") as sock:
             received = b""

@@ -38,6 +38,7 @@ chargen = ProtocolPlugin(
     builder="netd.protocols.simple.buildChargen",
     defaultPort=10019,
     transports=BOTH,
+    amplifies=True,
 )
 time = ProtocolPlugin(
     name="time",

@@ -1,0 +1,320 @@
+"""
+The running daemon: its services, reload on SIGHUP, and the graceful stop on SIGTERM.
+
+Each configured service is a L{ServiceRuntime}: its protocol (built once per set of
+settings), its L{ServiceGuard}, and one L{Listener} per endpoint.  A reload computes the
+new configuration completely (a bad file changes nothing), then updates each service in
+place: a listener whose description is unchanged keeps its socket, so its established
+connections never notice; new listeners are bound, dropped ones stop accepting while
+their connections run on.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+from collections.abc import Callable
+from typing import Any, TextIO
+
+from twisted.application.service import MultiService, Service
+from twisted.internet import defer
+from twisted.logger import Logger
+
+from netd import __version__
+from netd.datagram import GuardedDatagram, SharedLimits
+from netd.endpoint import ListenSpec
+from netd.errors import StartupError, reportStartupError
+from netd.guard import GuardedFactory, ServiceGuard
+from netd.interfaces import DATAGRAM
+from netd.listener import Listener
+from netd.model import DaemonConfig, ServiceConfig
+from netd.plugin import Served, ServiceContext
+
+__all__ = ["Daemon", "ServiceRuntime"]
+
+#: How often a graceful stop looks whether the last connections are gone.
+DRAIN_POLL = 0.05
+#: How often a removed service looks whether its last connections are gone.
+REAP_POLL = 1.0
+
+
+class ServiceRuntime(MultiService):
+    """
+    One service, updated in place on reload.
+
+    @ivar guard: admission, limits and live connections, kept across reloads.
+    @ivar tolerant: log a listener that cannot bind and go on without it (services
+        added by a reload) instead of failing the daemon's startup.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self, config: ServiceConfig, reactor: Any, shared: SharedLimits, tolerant: bool = False
+    ) -> None:
+        super().__init__()
+        self.setName(config.name)
+        self.reactor = reactor
+        self.shared = shared
+        self.config = config
+        self.tolerant = tolerant
+        self.guard = ServiceGuard(config.name, config.policy, reactor)
+        self.served = self._build(config)
+        self.listeners: dict[str, Listener] = {}
+        for spec in config.listen:
+            self._newListener(spec).setServiceParent(self)
+
+    def _build(self, config: ServiceConfig) -> Served:
+        """Build the protocol; its context's services (an output file) run under this one."""
+        context = ServiceContext(config.name, config.settings, self.reactor)
+        served = config.protocol.build(context)
+        # Added, never removed on reload: connections opened before a reload may still
+        # write through an old context; it stops with the service, after them.
+        context.service.setServiceParent(self)
+        return served
+
+    def _newListener(self, spec: ListenSpec) -> Listener:
+        target: Any
+        if spec.kind == DATAGRAM:
+            assert self.served.datagram is not None
+            target = GuardedDatagram(
+                self.config.name,
+                self.served.datagram(),
+                self.config.policy,
+                self.reactor,
+                self.guard.stats,
+                self.shared,
+            )
+        else:
+            assert self.served.stream is not None
+            target = GuardedFactory(self.guard, self.served.stream, proxied=spec.proxied)
+        listener = Listener(self.config.name, spec, spec.endpoint(self.reactor), target)
+        self.listeners[spec.description] = listener
+        return listener
+
+    def privilegedStartService(self) -> None:
+        for child in list(self):
+            try:
+                child.privilegedStartService()
+            except StartupError as e:
+                if not self.tolerant or not isinstance(child, Listener):
+                    raise
+                self.log.error("{message}", message=e.message)
+                self._dropListener(child)
+
+    def startService(self) -> None:
+        Service.startService(self)
+        for child in list(self):
+            child.startService()
+        self.guard.startSweeping()
+
+    def stopAccepting(self) -> defer.Deferred[Any]:
+        """Stop every listener; open connections go on."""
+        return defer.gatherResults(
+            [defer.maybeDeferred(lst.stopService) for lst in self.listeners.values()]
+        )
+
+    def stopService(self) -> defer.Deferred[Any]:
+        self.guard.stopSweeping()
+        return defer.maybeDeferred(super().stopService)
+
+    def update(self, config: ServiceConfig) -> None:
+        """
+        Apply C{config}: the policy to new connections, new protocol settings to new
+        connections (open ones keep the protocol they started with), and the listener
+        set by difference.  A listener that cannot bind is logged and left out.
+        """
+        old, self.config = self.config, config
+        self.guard.update(config.policy)
+        rebuilt = (old.protocol, dict(old.settings)) != (config.protocol, dict(config.settings))
+        if rebuilt:
+            self.served = self._build(config)
+        wanted = {spec.description: spec for spec in config.listen}
+        for description, listener in list(self.listeners.items()):
+            if description not in wanted:
+                self._dropListener(listener)
+            else:
+                self._retarget(listener, rebuilt)
+        for description, spec in wanted.items():
+            if description not in self.listeners:
+                self._bindNew(spec)
+
+    def _retarget(self, listener: Listener, rebuilt: bool) -> None:
+        target = listener.target
+        if isinstance(target, GuardedFactory):
+            target.wrappedFactory = self.served.stream
+        elif isinstance(target, GuardedDatagram):
+            assert self.served.datagram is not None
+            target.update(self.config.policy, self.served.datagram() if rebuilt else None)
+
+    def _bindNew(self, spec: ListenSpec) -> None:
+        listener = self._newListener(spec)
+        try:
+            listener.privilegedStartService()
+        except StartupError as e:
+            self.log.error("reload: {message}", message=e.message)
+            del self.listeners[spec.description]
+            return
+        listener.setServiceParent(self)
+
+    def _dropListener(self, listener: Listener) -> None:
+        self.listeners.pop(listener.spec.description, None)
+        if listener.parent is not None:
+            listener.disownServiceParent()
+
+
+class Daemon(MultiService):
+    """
+    Every configured service, plus reload and graceful stop.
+
+    @param load: re-reads the configuration for a reload (C{None}: nothing to reload,
+        as with a command-line configuration).
+    @param stderr: where a startup failure is reported besides the log.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        config: DaemonConfig,
+        reactor: Any,
+        load: Callable[[], DaemonConfig] | None = None,
+        stderr: TextIO | None = sys.__stderr__,
+    ) -> None:
+        super().__init__()
+        self.reactor = reactor
+        self.config = config
+        self.load = load
+        self.stderr = stderr
+        self.shared = SharedLimits(reactor, config.settings.udpReplyBudget)
+        self.reloads = 0
+        self.draining: list[ServiceRuntime] = []
+        self._previousHup: Any = None
+        for service in config.services:
+            ServiceRuntime(service, reactor, self.shared).setServiceParent(self)
+
+    def runtimes(self) -> list[ServiceRuntime]:
+        """The configured services (not those draining after removal)."""
+        return [s for s in self if isinstance(s, ServiceRuntime) and s not in self.draining]
+
+    def privilegedStartService(self) -> None:
+        try:
+            super().privilegedStartService()
+        except StartupError as e:
+            reportStartupError(e, self.stderr)
+            raise
+        self._notePorts()
+
+    def startService(self) -> None:
+        self.log.info(
+            "netd {version} running on {reactor}",
+            version=__version__,
+            reactor=type(self.reactor).__name__,
+        )
+        super().startService()
+        if self.load is not None and hasattr(signal, "SIGHUP"):
+            self._previousHup = signal.signal(signal.SIGHUP, self._onHangup)
+
+    def _onHangup(self, signum: int, frame: Any) -> None:
+        self.reactor.callFromThread(self.reload)
+
+    def _notePorts(self) -> None:
+        """Record this daemon's bound UDP ports, which datagram services never answer."""
+        ports = set()
+        for runtime in self.runtimes():
+            for listener in runtime.listeners.values():
+                if listener.spec.kind == DATAGRAM and listener.port is not None:
+                    ports.add(listener.port.getHost().port)
+        self.shared.servicePorts.clear()
+        self.shared.servicePorts.update(ports)
+
+    def reload(self) -> bool:
+        """
+        Re-read the configuration and apply it; on any error keep the running one.
+
+        @return: whether the new configuration was applied.
+        """
+        if self.load is None:
+            self.log.warn("reload asked, but netd runs from the command line: nothing to re-read")
+            return False
+        try:
+            config = self.load()
+        except Exception as e:  # any failure must leave the running configuration alone
+            self.log.error("reload rejected, the running configuration stays: {error}", error=e)
+            return False
+        self.apply(config)
+        self.reloads += 1
+        self.log.info(
+            "reloaded {path}: serving {services}",
+            path=config.path,
+            services=", ".join(s.name for s in config.services),
+        )
+        return True
+
+    def apply(self, config: DaemonConfig) -> None:
+        """Move from the running configuration to C{config}, service by service."""
+        if config.settings.logFormat != self.config.settings.logFormat:
+            self.log.warn("log-format changes take effect at the next start")
+        self.config = config
+        self.shared.setBudget(config.settings.udpReplyBudget)
+        current = {runtime.name: runtime for runtime in self.runtimes()}
+        wanted = {service.name: service for service in config.services}
+        for name, runtime in current.items():
+            if name not in wanted:
+                self._retire(runtime)
+        for name, service in wanted.items():
+            if name in current:
+                current[name].update(service)
+            else:
+                ServiceRuntime(service, self.reactor, self.shared, tolerant=True).setServiceParent(
+                    self
+                )
+        self._notePorts()
+
+    def _retire(self, runtime: ServiceRuntime) -> None:
+        """A removed service stops accepting now and stops for good once its connections end."""
+        runtime.stopAccepting()
+        self.draining.append(runtime)
+        self._reapDrained()
+
+    def _reapDrained(self) -> None:
+        for runtime in list(self.draining):
+            if not runtime.guard.connections and runtime.parent is self:
+                self.draining.remove(runtime)
+                self.removeService(runtime)
+        if self.draining and self.running:
+            self.reactor.callLater(REAP_POLL, self._reapDrained)
+
+    def stopService(self) -> defer.Deferred[None]:
+        """
+        The graceful stop: stop accepting, give open connections up to the shutdown
+        timeout, abort the rest, then stop every service (flushing the loggers).
+        """
+        if self._previousHup is not None:
+            signal.signal(signal.SIGHUP, self._previousHup)
+            self._previousHup = None
+        return defer.ensureDeferred(self._stop())
+
+    async def _stop(self) -> None:
+        runtimes = [s for s in self if isinstance(s, ServiceRuntime)]
+        await defer.gatherResults([runtime.stopAccepting() for runtime in runtimes])
+        still = sum(len(r.guard.connections) for r in runtimes)
+        if still:
+            timeout = self.config.settings.shutdownTimeout
+            self.log.info(
+                "stopping: waiting up to {timeout}s for {count} open connections",
+                timeout=timeout,
+                count=still,
+            )
+            deadline = self.reactor.seconds() + timeout
+            while any(r.guard.connections for r in runtimes) and self.reactor.seconds() < deadline:
+                await _sleep(self.reactor, DRAIN_POLL)
+            for runtime in runtimes:
+                runtime.guard.abortAll()
+        await defer.maybeDeferred(super().stopService)
+
+
+def _sleep(reactor: Any, seconds: float) -> defer.Deferred[None]:
+    d: defer.Deferred[None] = defer.Deferred()
+    reactor.callLater(seconds, d.callback, None)
+    return d
