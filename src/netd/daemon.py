@@ -34,6 +34,8 @@ __all__ = ["Daemon", "ServiceRuntime"]
 
 #: How often a graceful stop looks whether the last connections are gone.
 DRAIN_POLL = 0.05
+#: How long aborted connections get to report their end.
+ABORT_GRACE = 1.0
 #: How often a removed service looks whether its last connections are gone.
 REAP_POLL = 1.0
 
@@ -306,12 +308,18 @@ class Daemon(MultiService):
                 timeout=timeout,
                 count=still,
             )
-            deadline = self.reactor.seconds() + timeout
-            while any(r.guard.connections for r in runtimes) and self.reactor.seconds() < deadline:
-                await _sleep(self.reactor, DRAIN_POLL)
+            await self._drain(runtimes, timeout)
             for runtime in runtimes:
                 runtime.guard.abortAll()
+            # An abort completes on the next reactor turn: let each log its end.
+            await self._drain(runtimes, ABORT_GRACE)
         await defer.maybeDeferred(super().stopService)
+
+    async def _drain(self, runtimes: list[ServiceRuntime], timeout: float) -> None:
+        """Wait until C{runtimes} hold no connection, or C{timeout} seconds."""
+        deadline = self.reactor.seconds() + timeout
+        while any(r.guard.connections for r in runtimes) and self.reactor.seconds() < deadline:
+            await _sleep(self.reactor, DRAIN_POLL)
 
 
 def _sleep(reactor: Any, seconds: float) -> defer.Deferred[None]:

@@ -76,12 +76,15 @@ class ServiceGuard:
     def _scheduleSweep(self) -> None:
         timeouts = [t for t in (self.policy.idleTimeout, self.policy.maxLifetime) if t > 0]
         period = max(MIN_SWEEP, min(timeouts + [PROXY_HEADER_TIMEOUT]) / SWEEPS_PER_TIMEOUT)
-        if self._sweep is not None and self._sweep.running and period == self._sweepPeriod:
+        running = self._sweep is not None and self._sweep.running
+        if running and period == self._sweepPeriod:
             return
         self.stopSweeping()
         self._sweepPeriod = period
         self._sweep = LoopingCall(self.sweep)
         self._sweep.clock = self.clock
+        if running:  # a reload must not stop the timeouts
+            self.startSweeping()
 
     def startSweeping(self) -> None:
         if self._sweep is not None and not self._sweep.running:
@@ -182,7 +185,7 @@ class GuardedFactory(WrappingFactory):
             guard.refused(addr, reason)
             return RefusedBanner(guard.banner) if guard.banner is not None else None
         inner = self.wrappedFactory.buildProtocol(addr)
-        if inner is None:
+        if inner is None or _wrapsNothing(inner):
             admission.release(key)
             return None
         connection = pending or GuardedProtocol(self, None)
@@ -280,6 +283,7 @@ class GuardedProtocol(ProtocolWrapper):
     def loseConnection(self) -> None:
         if self.endReason is None:
             self.endReason = "server closed"
+        self.disconnecting = True  # what LineReceiver checks to stop mid-chunk
         self.transport.loseConnection()
 
     def check(self, now: float, idle: float, lifetime: float) -> None:
@@ -305,11 +309,18 @@ class GuardedProtocol(ProtocolWrapper):
         """
         if self.endReason is None:
             self.endReason = reason
+        self.disconnecting = True
         if abort or self._closing:
             self.transport.abortConnection()
-        else:
-            self._closing = True
-            self.transport.loseConnection()
+            return
+        self._closing = True
+        # A registered producer (chargen) would hold the connection open forever:
+        # Twisted closes only once the producer is gone.  Stop it, then close.
+        producer = getattr(self.transport, "producer", None)
+        if producer is not None:
+            producer.stopProducing()
+            self.transport.unregisterProducer()
+        self.transport.loseConnection()
 
     def connectionLost(self, reason: Failure | None = None) -> None:
         guard = self.guard
@@ -334,6 +345,18 @@ class GuardedProtocol(ProtocolWrapper):
         )
         self.wrappedProtocol = None
         inner.connectionLost(reason)
+
+
+def _wrapsNothing(protocol: Any) -> bool:
+    """
+    Whether C{protocol} is a chain of Twisted wrappers around C{None}: a
+    L{WrappingFactory} wraps the refusal of the factory it wraps instead of passing it on.
+    """
+    while isinstance(protocol, ProtocolWrapper) and not isinstance(protocol, GuardedProtocol):
+        protocol = protocol.wrappedProtocol
+        if protocol is None:
+            return True
+    return False
 
 
 def _why(reason: Failure | None) -> str:

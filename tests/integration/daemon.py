@@ -47,6 +47,7 @@ class Daemon:
         command: list[str] | None = None,
         env: dict[str, str] | None = None,
         expect: int = 1,
+        wait: bool = True,
     ) -> None:
         argv = (command or TWISTD + ["-n", "--pidfile=", "netd"]) + args
         environ = {**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"}
@@ -63,7 +64,10 @@ class Daemon:
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
         self.listeners: dict[tuple[str, str], tuple[str, int]] = {}
-        self.waitFor(lambda: len(self.listeners) >= expect and self.running(), "all listeners up")
+        if wait:
+            self.waitFor(
+                lambda: len(self.listeners) >= expect and self.running(), "all listeners up"
+            )
 
     def _read(self) -> None:
         assert self.process.stdout is not None

@@ -47,6 +47,25 @@ class BadInputTests(SynchronousTestCase):
         """UDP asked of a TCP-only service is one line."""
         self.assertOneLineError(NETD + ["--proto", "greeting", "--listen", "udp:0"], "TCP-only")
 
+    def test_udpChargenNeedsExplicitConsent(self) -> None:
+        """Chargen over UDP, a reflection amplifier, is refused unless explicitly allowed."""
+        self.assertOneLineError(
+            NETD + ["--proto", "chargen", "--listen", "udp:0"], "allow-amplification"
+        )
+
+    def test_badConfigFile(self) -> None:
+        """A bad config file is one line naming the file, the service and the key, before anything listens."""
+        path = self.mktemp()
+        with open(path, "w") as f:
+            f.write('[services.echo]\nlisten = ["tcp:0"]\nmax-connections = "lots"\n')
+        self.assertOneLineError(
+            NETD + ["--config", path], path, "service 'echo'", "max-connections"
+        )
+        self.assertOneLineError(
+            NETD + ["--config", path, "--proto", "echo"], "cannot be combined with --config"
+        )
+        self.assertOneLineError(NETD + ["--config", path + ".missing"], "cannot read")
+
     def test_portInUse(self) -> None:
         """A port already in use is one line naming the service and the endpoint."""
         with socket.socket() as busy:
