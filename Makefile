@@ -7,7 +7,11 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 ARGS   ?= --proto echo
 
-.PHONY: run test unit integration lint clean
+# Debian tools the integration tests drive for real (command:package); installed when
+# missing (the test machines run as root).
+TOOLS  := systemd-socket-activate:systemd systemd-analyze:systemd openssl:openssl
+
+.PHONY: run test unit integration lint clean tools
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,15 +25,24 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 run: $(VENV)/.installed
 	$(BIN)/twistd --nodaemon --pidfile= netd $(ARGS)
 
+tools:
+	@missing=""; for pair in $(TOOLS); do \
+	  command -v $${pair%%:*} >/dev/null 2>&1 || missing="$$missing $${pair##*:}"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
 # The same files under both runners: trial first, pytest last (its summary closes the run).
-test: $(VENV)/.installed
+test: $(VENV)/.installed tools
 	$(BIN)/trial tests
 	$(BIN)/pytest -q tests
 
 unit: $(VENV)/.installed
 	$(BIN)/pytest -q tests --ignore=tests/integration
 
-integration: $(VENV)/.installed
+integration: $(VENV)/.installed tools
 	$(BIN)/pytest -q tests/integration
 
 lint: $(VENV)/.installed

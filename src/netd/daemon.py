@@ -14,7 +14,7 @@ from __future__ import annotations
 import signal
 import sys
 from collections.abc import Callable
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 
 from twisted.application.service import MultiService, Service
 from twisted.internet import defer
@@ -30,7 +30,7 @@ from netd.listener import Listener
 from netd.model import DaemonConfig, ServiceConfig
 from netd.plugin import Served, ServiceContext
 
-__all__ = ["Daemon", "ServiceRuntime"]
+__all__ = ["Daemon", "DaemonObserver", "ServiceRuntime"]
 
 #: How often a graceful stop looks whether the last connections are gone.
 DRAIN_POLL = 0.05
@@ -38,6 +38,22 @@ DRAIN_POLL = 0.05
 ABORT_GRACE = 1.0
 #: How often a removed service looks whether its last connections are gone.
 REAP_POLL = 1.0
+
+
+class DaemonObserver(Protocol):
+    """
+    Told about the daemon's life (the systemd notifier is one): each call comes from
+    the reactor thread, after the fact it names.
+    """
+
+    def ready(self, daemon: Daemon) -> None:
+        """Every listener is bound and serving (at startup, and after each reload)."""
+
+    def reloading(self, daemon: Daemon) -> None:
+        """A reload starts."""
+
+    def stopping(self, daemon: Daemon) -> None:
+        """The graceful stop starts."""
 
 
 class ServiceRuntime(MultiService):
@@ -61,6 +77,8 @@ class ServiceRuntime(MultiService):
         self.config = config
         self.tolerant = tolerant
         self.guard = ServiceGuard(config.name, config.policy, reactor)
+        #: listeners that failed to bind on a reload: description -> why (for health)
+        self.failed: dict[str, str] = {}
         self.served = self._build(config)
         self.listeners: dict[str, Listener] = {}
         for spec in config.listen:
@@ -89,7 +107,10 @@ class ServiceRuntime(MultiService):
             )
         else:
             assert self.served.stream is not None
-            target = GuardedFactory(self.guard, self.served.stream, proxied=spec.proxied)
+            wrapped = spec.description.removeprefix("haproxy:").startswith("ssl:")
+            target = GuardedFactory(
+                self.guard, self.served.stream, proxied=spec.proxied, wrapped=wrapped
+            )
         listener = Listener(self.config.name, spec, spec.endpoint(self.reactor), target)
         self.listeners[spec.description] = listener
         return listener
@@ -102,6 +123,7 @@ class ServiceRuntime(MultiService):
                 if not self.tolerant or not isinstance(child, Listener):
                     raise
                 self.log.error("{message}", message=e.message)
+                self.failed[child.spec.description] = e.message
                 self._dropListener(child)
 
     def startService(self) -> None:
@@ -132,6 +154,7 @@ class ServiceRuntime(MultiService):
         if rebuilt:
             self.served = self._build(config)
         wanted = {spec.description: spec for spec in config.listen}
+        self.failed = {d: why for d, why in self.failed.items() if d in wanted}
         for description, listener in list(self.listeners.items()):
             if description not in wanted:
                 self._dropListener(listener)
@@ -156,7 +179,9 @@ class ServiceRuntime(MultiService):
         except StartupError as e:
             self.log.error("reload: {message}", message=e.message)
             del self.listeners[spec.description]
+            self.failed[spec.description] = e.message
             return
+        self.failed.pop(spec.description, None)
         listener.setServiceParent(self)
 
     def _dropListener(self, listener: Listener) -> None:
@@ -190,8 +215,11 @@ class Daemon(MultiService):
         self.stderr = stderr
         self.shared = SharedLimits(reactor, config.settings.udpReplyBudget)
         self.reloads = 0
+        self.reloadFailures = 0
+        self.observers: list[DaemonObserver] = []
         self.draining: list[ServiceRuntime] = []
         self._previousHup: Any = None
+        self._previousUsr1: Any = None
         for service in config.services:
             ServiceRuntime(service, reactor, self.shared).setServiceParent(self)
 
@@ -214,11 +242,48 @@ class Daemon(MultiService):
             reactor=type(self.reactor).__name__,
         )
         super().startService()
-        if self.load is not None and hasattr(signal, "SIGHUP"):
+        if hasattr(signal, "SIGHUP"):
             self._previousHup = signal.signal(signal.SIGHUP, self._onHangup)
+            self._previousUsr1 = signal.signal(signal.SIGUSR1, self._onUser1)
+        self._tell("ready")
+
+    def _tell(self, event: str) -> None:
+        for observer in list(self.observers):
+            getattr(observer, event)(self)
+
+    def problems(self) -> list[str]:
+        """
+        What keeps the daemon from being healthy: listeners not bound (or that failed to
+        bind on a reload).  Empty when every configured listener is up.
+        """
+        found = []
+        for runtime in self.runtimes():
+            for description, listener in runtime.listeners.items():
+                if listener.port is None:
+                    found.append(f"{runtime.name}: {description} is not listening")
+            found.extend(runtime.failed.values())
+        return found
 
     def _onHangup(self, signum: int, frame: Any) -> None:
+        """SIGHUP: re-read the configuration, and reopen output files (for logrotate)."""
         self.reactor.callFromThread(self.reload)
+        self.reactor.callFromThread(self.reopen)
+
+    def _onUser1(self, signum: int, frame: Any) -> None:
+        """SIGUSR1: twistd rotates its log (its handler still runs); netd reopens its files."""
+        if callable(self._previousUsr1):
+            self._previousUsr1(signum, frame)
+        self.reactor.callFromThread(self.reopen)
+
+    def reopen(self) -> None:
+        """
+        Reopen every output file of every service (anything in the service tree with a
+        C{reopen()} method), so a file logrotate moved away is recreated.
+        """
+        for service in _walk(self):
+            reopen = getattr(service, "reopen", None)
+            if reopen is not None and service is not self:
+                reopen()
 
     def _notePorts(self) -> None:
         """Record this daemon's bound UDP ports, which datagram services never answer."""
@@ -237,15 +302,19 @@ class Daemon(MultiService):
         @return: whether the new configuration was applied.
         """
         if self.load is None:
-            self.log.warn("reload asked, but netd runs from the command line: nothing to re-read")
+            self.log.info("SIGHUP: netd runs from the command line, no configuration to re-read")
             return False
+        self._tell("reloading")
         try:
             config = self.load()
         except Exception as e:  # any failure must leave the running configuration alone
             self.log.error("reload rejected, the running configuration stays: {error}", error=e)
+            self.reloadFailures += 1
+            self._tell("ready")
             return False
         self.apply(config)
         self.reloads += 1
+        self._tell("ready")
         self.log.info(
             "reloaded {path}: serving {services}",
             path=config.path,
@@ -294,7 +363,9 @@ class Daemon(MultiService):
         """
         if self._previousHup is not None:
             signal.signal(signal.SIGHUP, self._previousHup)
-            self._previousHup = None
+            signal.signal(signal.SIGUSR1, self._previousUsr1)
+            self._previousHup = self._previousUsr1 = None
+        self._tell("stopping")
         return defer.ensureDeferred(self._stop())
 
     async def _stop(self) -> None:
@@ -320,6 +391,14 @@ class Daemon(MultiService):
         deadline = self.reactor.seconds() + timeout
         while any(r.guard.connections for r in runtimes) and self.reactor.seconds() < deadline:
             await _sleep(self.reactor, DRAIN_POLL)
+
+
+def _walk(service: Any) -> list[Any]:
+    """C{service} and every service below it."""
+    found = [service]
+    for child in getattr(service, "services", ()):
+        found.extend(_walk(child))
+    return found
 
 
 def _sleep(reactor: Any, seconds: float) -> defer.Deferred[None]:

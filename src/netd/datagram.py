@@ -162,7 +162,7 @@ class GuardedDatagram(DatagramProtocol):
         self.stats.dropped[reason] += 1
         self.drops.warn(
             (addr[0], reason),
-            "{service} dropped datagrams from {peer}: {reason} ({repeats} in the last minute)",
+            "{service} dropped datagrams from {peer}: {reason} ({repeats} since the last report)",
             service=self.name,
             peer=addr[0],
             reason=reason,

@@ -107,7 +107,7 @@ class ServiceGuard:
         peer = peerHost(address) or formatAddress(address)
         self.refusals.warn(
             (peer, reason),
-            "{service} refused {peer}: {reason} ({repeats} in the last minute)",
+            "{service} refused {peer}: {reason} ({repeats} since the last report)",
             service=self.name,
             peer=peer,
             reason=reason,
@@ -117,6 +117,17 @@ class ServiceGuard:
         """Abort every open connection (at the end of a graceful stop)."""
         for connection in list(self.connections):
             connection.close("shutdown", abort=True)
+
+
+def _none() -> None:
+    return None
+
+
+class Refuse(Protocol):
+    """A refusal where C{None} cannot be returned: abort as soon as connected."""
+
+    def connectionMade(self) -> None:
+        self.transport.abortConnection()
 
 
 class RefusedBanner(Protocol):
@@ -139,8 +150,11 @@ class GuardedFactory(WrappingFactory):
     never wrapped.  Behind a PROXY-protocol listener (C{proxied}) nothing is decided
     until the header names the real client.
 
-    @ivar trustedProxies: for a proxied listener, the access rules a connecting proxy
-        must pass before its header is believed (C{None}: any peer may send one).
+    @ivar trustedProxies: for a proxied listener, the peers whose header is believed;
+        C{None} (the default) takes the service policy's C{trusted-proxies}.
+    @ivar wrapped: whether another factory wraps this one (Twisted's TLS factory does,
+        for C{ssl:}): it would wrap a C{None} and crash, so a refusal is a protocol that
+        aborts the connection instead.
     """
 
     noisy = False
@@ -151,22 +165,23 @@ class GuardedFactory(WrappingFactory):
         wrappedFactory: IProtocolFactory,
         proxied: bool = False,
         trustedProxies: Any = None,
+        wrapped: bool = False,
     ) -> None:
         super().__init__(wrappedFactory)
         self.guard = guard
         self.proxied = proxied
         self.trustedProxies = trustedProxies
+        self.nothing: Any = Refuse if wrapped else _none
 
     def logPrefix(self) -> str:
         return self.guard.name
 
     def buildProtocol(self, addr: IAddress) -> IProtocol | None:
         if self.proxied:
-            if self.trustedProxies is not None and not self.trustedProxies.allows(
-                peerHost(addr) or ""
-            ):
+            trusted = self.trustedProxies or self.guard.policy.trustedProxies
+            if not trusted.allows(peerHost(addr) or ""):
                 self.guard.refused(addr, "untrusted-proxy")
-                return None
+                return self.nothing()
             return GuardedProtocol(self, None)
         return self.admit(addr, None)
 
@@ -174,7 +189,8 @@ class GuardedFactory(WrappingFactory):
         """
         Decide on a peer; build (or, behind a proxy, complete) its protocol.
 
-        @return: the L{GuardedProtocol}, the refusal banner protocol, or C{None}.
+        @return: the L{GuardedProtocol}, or for a refusal the banner protocol, C{None},
+            or (when wrapped) a protocol that aborts.
         """
         guard = self.guard
         admission = guard.admission
@@ -183,11 +199,11 @@ class GuardedFactory(WrappingFactory):
         reason = admission.admit(host, key)
         if reason is not None:
             guard.refused(addr, reason)
-            return RefusedBanner(guard.banner) if guard.banner is not None else None
+            return RefusedBanner(guard.banner) if guard.banner is not None else self.nothing()
         inner = self.wrappedFactory.buildProtocol(addr)
         if inner is None or _wrapsNothing(inner):
             admission.release(key)
-            return None
+            return self.nothing()
         connection = pending or GuardedProtocol(self, None)
         connection.admitted(inner, addr, key)
         return connection
@@ -256,7 +272,9 @@ class GuardedProtocol(ProtocolWrapper):
             return
         self._parser = None
         self._deliver = self._drop
-        source = info.source or self.transport.getPeer()
+        # Only an IP source counts: LOCAL, UNKNOWN or a unix-socket family in the header
+        # leave the proxy's own address, so no header can dodge the IP rules.
+        source = info.source if getattr(info.source, "host", None) else self.transport.getPeer()
         result = self.factory.admit(source, self)
         if result is not self:
             if result is not None:  # the refusal banner
@@ -334,11 +352,12 @@ class GuardedProtocol(ProtocolWrapper):
         guard.stats.bytesOut += self.bytesOut
         why = self.endReason or _why(reason)
         guard.stats.closed[why] += 1
+        guard.stats.observeDuration(duration := guard.clock.seconds() - self.started)
         self.log.info(
             "{service} {peer} closed after {duration:.3f}s, {bytesIn} bytes in, {bytesOut} bytes out: {reason}",
             service=guard.name,
             peer=formatAddress(self.peer),
-            duration=guard.clock.seconds() - self.started,
+            duration=duration,
             bytesIn=self.bytesIn,
             bytesOut=self.bytesOut,
             reason=why,

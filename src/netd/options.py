@@ -92,6 +92,7 @@ class Options(usage.Options):
         self["listen"] = []
         self["allow"] = []
         self["deny"] = []
+        self["trusted-proxies"] = []
         self.config = DaemonConfig(())
         self.reactorName = ""
 
@@ -100,6 +101,13 @@ class Options(usage.Options):
         a network (CIDR) or address allowed (repeatable); if any are given, only these
         """
         self["allow"].append(network)
+
+    def opt_trusted_proxies(self, network: str) -> None:
+        """
+        a network or address whose PROXY header haproxy: listeners believe (repeatable;
+        default: loopback)
+        """
+        self["trusted-proxies"].append(network)
 
     def opt_deny(self, network: str) -> None:
         """

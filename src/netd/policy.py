@@ -108,6 +108,8 @@ class Policy:
         (chargen); off, because such a service is a reflection amplifier.
     @ivar answerServicePorts: answer datagrams whose source port is one of this daemon's
         own UDP service ports; off, because that is how two servers loop (CVE-2024-2169).
+    @ivar trustedProxies: the peers whose PROXY header a C{haproxy:} listener believes
+        (loopback by default); anyone else could claim any client address.
     """
 
     access: AccessRules = field(default_factory=lambda: AccessRules.parse((), ()))
@@ -123,6 +125,9 @@ class Policy:
     udpBurst: int = 200
     allowAmplification: bool = False
     answerServicePorts: bool = False
+    trustedProxies: AccessRules = field(
+        default_factory=lambda: AccessRules.parse(["127.0.0.0/8", "::1"], ())
+    )
 
 
 @dataclass(frozen=True)
@@ -217,6 +222,13 @@ POLICY_KEYS: tuple[PolicyKey, ...] = (
         flag=True,
     ),
     PolicyKey(
+        "trusted-proxies",
+        "trustedProxies",
+        networks,
+        "peers whose PROXY header a haproxy: listener believes (default: loopback)",
+        repeatable=True,
+    ),
+    PolicyKey(
         "answer-service-ports",
         "answerServicePorts",
         boolean,
@@ -248,6 +260,11 @@ def buildPolicy(values: Mapping[str, Any], base: Policy | None = None) -> Policy
             allow = list(value)
         elif name == "deny":
             deny = list(value)
+        elif name == "trusted-proxies":
+            try:
+                changes[key.attribute] = AccessRules.parse(list(value), ())
+            except BadRule as e:
+                raise PolicyError(name, str(e).partition(": ")[2] or str(e)) from None
         else:
             changes[key.attribute] = value
     try:
@@ -279,11 +296,38 @@ class DaemonSettings:
     @ivar udpReplyBudget: datagrams answered per second by all services together
         (0: no limit): a ceiling on what the daemon can reflect, whatever the sources.
     @ivar logFormat: C{"text"} (twistd's) or C{"json"} (one object per line).
+    @ivar admin: the admin HTTP endpoint (health, metrics, status), or C{None} for none.
     """
 
     shutdownTimeout: float = 5.0
     udpReplyBudget: float = 10000.0
     logFormat: str = "text"
+    admin: str | None = None
+
+
+def adminEndpoint(value: object) -> str:
+    """
+    The admin HTTP listener: a stream endpoint string, or a bare port.  Loopback unless
+    told otherwise: C{9100} and C{tcp:9100} both mean C{tcp:9100:interface=127.0.0.1};
+    an explicit C{interface=} is taken as asked.
+    """
+    from netd.endpoint import BadListen, parseListen
+
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str):
+        raise ValueError(f"expected an endpoint, got {value!r}")
+    description = f"tcp:{value}" if value.isdigit() else value
+    kind, _, rest = description.partition(":")
+    if kind in ("tcp", "tcp6") and "interface=" not in rest:
+        description += ":interface=" + ("127.0.0.1" if kind == "tcp" else "\\:\\:1")
+    try:
+        spec = parseListen(description)
+    except BadListen as e:
+        raise ValueError(str(e)) from None
+    if spec.kind != "stream":
+        raise ValueError(f"the admin endpoint must be a stream endpoint, not {value!r}")
+    return spec.description
 
 
 def _logFormat(value: object) -> str:
@@ -313,5 +357,11 @@ DAEMON_KEYS: tuple[PolicyKey, ...] = (
         "logFormat",
         _logFormat,
         'log lines as "text" (twistd\'s) or "json" (one object per line)',
+    ),
+    PolicyKey(
+        "admin",
+        "admin",
+        adminEndpoint,
+        "serve /healthz, /metrics, /services on this endpoint (a port means 127.0.0.1:port)",
     ),
 )

@@ -10,9 +10,12 @@ the connection only once the real client is known.
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 
+from twisted.internet.address import IPv6Address
 from twisted.protocols.haproxy._exceptions import InvalidProxyHeader
+from twisted.protocols.haproxy._info import ProxyInfo
 from twisted.protocols.haproxy._v1parser import V1Parser
 from twisted.protocols.haproxy._v2parser import V2Parser
 
@@ -21,6 +24,43 @@ __all__ = ["InvalidProxyHeader", "ProxyHeaderParser"]
 _V1 = b"PROXY "
 _V2 = V2Parser.PREFIX
 _SNIFF = len(_V2) + 4  # the v2 fixed header: signature, version/command, family, length
+_V1_MAX = 107  # the longest v1 line, CRLF included
+
+
+def _checkAddress(addr: Any) -> None:
+    """Refuse a v1 address that is not an IP literal of its family with a 16-bit port."""
+    if addr is None:
+        return
+    try:
+        host = ipaddress.ip_address(addr.host)
+    except ValueError:
+        raise InvalidProxyHeader() from None
+    if host.version != (6 if isinstance(addr, IPv6Address) else 4):
+        raise InvalidProxyHeader()
+    if not 0 <= addr.port <= 65535:
+        raise InvalidProxyHeader()
+
+
+class _V1Parser(V1Parser):
+    """
+    Twisted's v1 parser, held to the spec: it limits only a line still missing its
+    CRLF, takes any word as an address and any integer as a port, lets C{int()}'s
+    C{ValueError} escape, and refuses the spec's own C{PROXY UNKNOWN} line.
+    """
+
+    @classmethod
+    def parse(cls, line: bytes) -> ProxyInfo:
+        if len(line) + 2 > _V1_MAX:
+            raise InvalidProxyHeader()
+        if line == b"PROXY UNKNOWN":
+            return ProxyInfo(line, None, None)
+        try:
+            info = super().parse(line)
+        except ValueError:  # a port that is not a number, an address that is not ASCII
+            raise InvalidProxyHeader() from None
+        _checkAddress(info.source)
+        _checkAddress(info.destination)
+        return info
 
 
 class ProxyHeaderParser:
@@ -46,7 +86,7 @@ class ProxyHeaderParser:
                     raise InvalidProxyHeader()
                 self._parser = V2Parser()
             elif head.startswith(_V1):
-                self._parser = V1Parser()
+                self._parser = _V1Parser()
             elif _V2.startswith(head[: len(_V2)]) or _V1.startswith(head[: len(_V1)]):
                 self._sniffed = data  # a prefix of a signature: wait for more
                 return None, b""

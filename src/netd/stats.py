@@ -8,9 +8,14 @@ a deny list at work from a limit being hit.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import Counter
 
-__all__ = ["ServiceStats"]
+__all__ = ["DURATION_BUCKETS", "ServiceStats"]
+
+#: Upper bounds (seconds) of the connection duration histogram: from a probe's
+#: milliseconds to an hour-long stream.
+DURATION_BUCKETS = (0.001, 0.005, 0.025, 0.1, 0.5, 1.0, 5.0, 30.0, 120.0, 600.0, 3600.0)
 
 
 class ServiceStats:
@@ -34,6 +39,14 @@ class ServiceStats:
         self.datagramsIn = 0
         self.datagramsOut = 0
         self.dropped: Counter[str] = Counter()
+        #: Finished connections per duration bucket (the last counts those above all bounds).
+        self.durationCounts = [0] * (len(DURATION_BUCKETS) + 1)
+        self.durationSum = 0.0
+
+    def observeDuration(self, seconds: float) -> None:
+        """Count a finished connection's duration (once per connection, not per byte)."""
+        self.durationCounts[bisect_left(DURATION_BUCKETS, seconds)] += 1
+        self.durationSum += seconds
 
     def snapshot(self) -> dict[str, object]:
         """The counters as plain data (for tests, status pages and metrics)."""
@@ -47,4 +60,6 @@ class ServiceStats:
             "datagramsIn": self.datagramsIn,
             "datagramsOut": self.datagramsOut,
             "dropped": dict(self.dropped),
+            "durationCounts": list(self.durationCounts),
+            "durationSum": self.durationSum,
         }

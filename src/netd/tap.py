@@ -7,6 +7,7 @@ drops privileges), everything else in C{startService}.
 
 from __future__ import annotations
 
+import os
 from functools import partial
 from typing import Any
 
@@ -44,4 +45,13 @@ def makeService(options: _Options, reactor: Any = None) -> IService:
         from twisted.internet import reactor
     config = options.config
     load = partial(loadConfig, config.path, options.registry) if config.path else None
-    return Daemon(config, reactor, load)
+    daemon = Daemon(config, reactor, load)
+    if config.settings.admin:
+        from netd.admin import AdminService
+
+        AdminService(daemon, config.settings.admin, reactor).setServiceParent(daemon)
+    if os.environ.get("NOTIFY_SOCKET"):
+        from netd.systemd import Notifier
+
+        Notifier.fromEnvironment(os.environ, reactor).attach(daemon)
+    return daemon
