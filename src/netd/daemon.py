@@ -236,15 +236,16 @@ class Daemon(MultiService):
         self._notePorts()
 
     def startService(self) -> None:
+        # Handlers first: a SIGHUP that follows the "running" line must reload, not kill.
+        if hasattr(signal, "SIGHUP"):
+            self._previousHup = signal.signal(signal.SIGHUP, self._onHangup)
+            self._previousUsr1 = signal.signal(signal.SIGUSR1, self._onUser1)
+        super().startService()
         self.log.info(
             "netd {version} running on {reactor}",
             version=__version__,
             reactor=type(self.reactor).__name__,
         )
-        super().startService()
-        if hasattr(signal, "SIGHUP"):
-            self._previousHup = signal.signal(signal.SIGHUP, self._onHangup)
-            self._previousUsr1 = signal.signal(signal.SIGUSR1, self._onUser1)
         self._tell("ready")
 
     def _tell(self, event: str) -> None:

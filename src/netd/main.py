@@ -1,9 +1,10 @@
 """
-The C{netd} console script: C{twistd -n netd ...} without having to type twistd.
+The C{netd} console script.
 
-It runs twistd's own runner in the foreground, so logging, signal handling (SIGTERM,
-SIGUSR1 log reopening) and privilege dropping behave exactly as under twistd.  The
-reactor is installed while netd's options are parsed, before twistd imports one.
+C{netd ARGS} runs the daemon: twistd's own runner in the foreground, so logging, signal
+handling (SIGTERM, SIGUSR1 log reopening) and privilege dropping behave exactly as under
+twistd; the reactor is installed while netd's options are parsed, before twistd imports
+one.  C{netd client ...} and C{netd bench ...} are the client and the load generator.
 """
 
 from __future__ import annotations
@@ -23,8 +24,17 @@ def twistdArguments(argv: list[str]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Run netd in the foreground with C{argv} (default: the process arguments)."""
+    """Run C{netd} with C{argv} (default: the process arguments)."""
+    args = sys.argv[1:] if argv is None else argv
+    if args and args[0] == "client":
+        from netd.client import main as client
+
+        sys.exit(client(args[1:]))
+    if args and args[0] == "bench":
+        from netd.bench import main as bench
+
+        sys.exit(bench(args[1:]))
     from twisted.scripts.twistd import run
 
-    sys.argv = twistdArguments(sys.argv[1:] if argv is None else argv)
+    sys.argv = twistdArguments(args)
     run()

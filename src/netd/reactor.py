@@ -35,6 +35,9 @@ REACTORS: dict[str, str] = {
 }
 
 _BY_CLASS = {
+    "NetdEPollReactor": "epoll",
+    "NetdPollReactor": "poll",
+    "NetdSelectReactor": "select",
     "EPollReactor": "epoll",
     "KQueueReactor": "kqueue",
     "IOCPReactor": "iocp",
@@ -44,6 +47,10 @@ _BY_CLASS = {
 }
 
 _BSDS = ("freebsd", "openbsd", "netbsd", "dragonfly")
+
+
+#: Reactors netd installs as its own subclass (see L{netd.fastreactor}).
+_NETD_VARIANTS = frozenset({"epoll", "poll", "select"})
 
 
 class ReactorUnavailable(Exception):
@@ -139,7 +146,13 @@ def _install(name: str) -> None:
         raise ReactorUnavailable(f"unknown reactor {name!r}; choose one of: {', '.join(REACTORS)}")
     try:
         module = importlib.import_module(REACTORS[name])
-        if name == "uvloop":
+        if name in _NETD_VARIANTS:
+            # Twisted's module imported above proves the platform has it; netd installs
+            # its own subclass (eager writes; for epoll, leaner dispatch).
+            from netd.fastreactor import install
+
+            install(name)
+        elif name == "uvloop":
             import asyncio
 
             import uvloop

@@ -76,6 +76,7 @@ class ReloadTests(SynchronousTestCase):
         self.addCleanup(daemon.stop)
         address = daemon.address("echo")
         with socket.create_connection(address, timeout=5) as kept:
+            self.assertTrue(echoes(kept))  # accepted (and admitted) before the reload
             self.writeConfig(ECHO + 'deny = ["127.0.0.1"]\n')
             daemon.process.send_signal(signal.SIGHUP)
             daemon.logged("reloaded")
