@@ -8,14 +8,22 @@ from __future__ import annotations
 import socket
 from typing import Any
 
+from twisted.internet.address import IPv4Address
+from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import IPushProducer
 from twisted.internet.protocol import Protocol
+from twisted.internet.task import Clock
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 
 from netd.fastreactor import NetdEPollReactor
+from netd.guard import GuardedFactory, ServiceGuard
+from netd.policy import buildPolicy
+from netd.protocols.simple import buildEcho
 from netd.reactor import installedReactorName
 from netd.transport import EagerTCPServer
+from tests.support import makeContext
 
 
 class RecordingReactor:
@@ -169,3 +177,30 @@ class ReactorTests(SynchronousTestCase):
         self.assertEqual(netdreactor._BY_CLASS["NetdPollReactor"], "poll")
         self.assertEqual(netdreactor._BY_CLASS["NetdSelectReactor"], "select")
         self.assertIn(installedReactorName(), (None, *netdreactor.REACTORS))
+
+
+class DirectModeTests(SynchronousTestCase):
+    def test_guardStepsOutOfTheDataPath(self) -> None:
+        """On an eager TCP transport the guard admits, then the protocol talks to the transport directly."""
+        clock = Clock()
+        guard = ServiceGuard("echo", buildPolicy({}), clock)
+        factory = GuardedFactory(guard, buildEcho(makeContext("echo", clock=clock)).stream)
+        ours, peer = socket.socketpair()
+        self.addCleanup(peer.close)
+        peer.settimeout(1)
+        address = ("192.0.2.7", 4000)
+        guarded = factory.buildProtocol(IPv4Address("TCP", *address))
+        transport = EagerTCPServer(ours, guarded, address, FakePort(), 1, RecordingReactor())
+        guarded.makeConnection(transport)
+        inner = transport.protocol
+        self.assertIsNot(inner, guarded)
+        self.assertIs(inner.transport, transport)
+        peer.send(b"ping")
+        transport.doRead()
+        self.assertEqual(peer.recv(4), b"ping")
+        self.assertEqual(guarded.traffic(), (4, 4))
+        transport.loseConnection()
+        transport.connectionLost(Failure(ConnectionDone()))
+        self.assertEqual(guard.stats.closed["server closed"], 1)
+        self.assertEqual((guard.stats.bytesIn, guard.stats.bytesOut), (4, 4))
+        self.assertEqual(guard.connections, set())

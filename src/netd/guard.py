@@ -221,6 +221,8 @@ class GuardedProtocol(ProtocolWrapper):
     endReason: str | None = None
     key: str | None = None
     _closing = False
+    #: Out of the data path: the transport counts bytes and reports the end.
+    _direct = False
 
     def __init__(self, factory: GuardedFactory, wrappedProtocol: IProtocol | None) -> None:
         self.factory = factory
@@ -240,6 +242,18 @@ class GuardedProtocol(ProtocolWrapper):
         self.guard.stats.active += 1
 
     def makeConnection(self, transport: Any) -> None:
+        inner = self.wrappedProtocol
+        if inner is not None and getattr(transport, "offersDirectMode", False):
+            # An admitted plain TCP connection on netd's reactors: connect the protocol
+            # straight to the transport, which counts bytes and reports its end to us.
+            self._direct = True
+            self.transport = transport
+            self.connected = 1
+            transport.protocol = inner
+            transport.onConnectionLost = self.connectionLost
+            self.guard.connections.add(self)
+            inner.makeConnection(transport)
+            return
         directlyProvides(self, providedBy(transport))
         Protocol.makeConnection(self, transport)
         self.guard.connections.add(self)
@@ -309,7 +323,7 @@ class GuardedProtocol(ProtocolWrapper):
         if self._closing:
             self.close(self.endReason or "timeout", abort=True)
             return
-        activity = self.bytesIn + self.bytesOut
+        activity = sum(self.traffic())
         if activity != self._seen:
             self._seen = activity
             self.lastActive = now
@@ -319,6 +333,12 @@ class GuardedProtocol(ProtocolWrapper):
             self.close("max lifetime")
         elif idle and now - self.lastActive >= idle:
             self.close("idle timeout")
+
+    def traffic(self) -> tuple[int, int]:
+        """Bytes in and out so far."""
+        if self._direct:
+            return self.transport.bytesIn, self.transport.bytesOut
+        return self.bytesIn, self.bytesOut
 
     def close(self, reason: str, abort: bool = False) -> None:
         """
@@ -348,8 +368,11 @@ class GuardedProtocol(ProtocolWrapper):
             return
         guard.admission.release(self.key)
         guard.stats.active -= 1
-        guard.stats.bytesIn += self.bytesIn
-        guard.stats.bytesOut += self.bytesOut
+        bytesIn, bytesOut = self.traffic()
+        guard.stats.bytesIn += bytesIn
+        guard.stats.bytesOut += bytesOut
+        if self._direct and self.endReason is None and self.transport.disconnecting:
+            self.endReason = "server closed"
         why = self.endReason or _why(reason)
         guard.stats.closed[why] += 1
         guard.stats.observeDuration(duration := guard.clock.seconds() - self.started)
@@ -358,12 +381,13 @@ class GuardedProtocol(ProtocolWrapper):
             service=guard.name,
             peer=formatAddress(self.peer),
             duration=duration,
-            bytesIn=self.bytesIn,
-            bytesOut=self.bytesOut,
+            bytesIn=bytesIn,
+            bytesOut=bytesOut,
             reason=why,
         )
         self.wrappedProtocol = None
-        inner.connectionLost(reason)
+        if not self._direct:  # in direct mode the transport has told the protocol itself
+            inner.connectionLost(reason)
 
 
 def _wrapsNothing(protocol: Any) -> bool:

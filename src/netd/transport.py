@@ -11,14 +11,19 @@ TLS (whose encrypted bytes come through this same C{write}) behave exactly as be
 
 Accepted TCP connections also get C{TCP_NODELAY}, as asyncio and uvloop set it: with
 writes leaving at once, Nagle would only hold back the second of two small writes.
+
+An accepted TCP connection also counts its bytes and can tell an observer when it ends
+(C{offersDirectMode}), so netd's policy wrapper can step out of the data path after
+admission instead of adding two Python calls to every read and write.
 """
 
 from __future__ import annotations
 
 import socket
+from errno import EWOULDBLOCK
 from typing import Any
 
-from twisted.internet import tcp, unix
+from twisted.internet import main, tcp, unix
 
 __all__ = ["EagerTCPPort", "EagerTCPServer", "EagerUNIXPort", "EagerUNIXServer"]
 
@@ -34,7 +39,10 @@ class EagerWriteMixin:
     _writeDisconnecting: bool
     TLS: bool
 
+    bytesOut = 0
+
     def write(self, data: bytes) -> None:
+        self.bytesOut += len(data)
         if (
             type(data) is bytes
             and not self._tempDataLen
@@ -61,7 +69,14 @@ class EagerWriteMixin:
 
 
 class EagerTCPServer(EagerWriteMixin, tcp.Server):
-    """An accepted TCP connection with eager writes and C{TCP_NODELAY}."""
+    """
+    An accepted TCP connection with eager writes and C{TCP_NODELAY}, that counts its
+    bytes and calls C{onConnectionLost(reason)} after its protocol's C{connectionLost}.
+    """
+
+    offersDirectMode = True
+    bytesIn = 0
+    onConnectionLost: Any = None
 
     def __init__(self, sock: socket.socket, *args: Any, **kwargs: Any) -> None:
         super().__init__(sock, *args, **kwargs)
@@ -69,6 +84,23 @@ class EagerTCPServer(EagerWriteMixin, tcp.Server):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except OSError:
             pass
+
+    def doRead(self) -> Any:
+        # Twisted's tcp.Connection.doRead, counting what arrives.
+        try:
+            data = self.socket.recv(self.bufferSize)
+        except OSError as se:
+            if se.args[0] == EWOULDBLOCK:
+                return None
+            return main.CONNECTION_LOST
+        self.bytesIn += len(data)
+        return self._dataReceived(data)
+
+    def connectionLost(self, reason: Any) -> None:
+        observer = self.onConnectionLost
+        super().connectionLost(reason)
+        if observer is not None:
+            observer(reason)
 
 
 class EagerTCPPort(tcp.Port):
