@@ -1,26 +1,40 @@
 """
-Listen descriptions: Twisted's server endpoint strings plus netd's own C{udp:}.
+Listen descriptions: Twisted's server endpoint strings plus netd's own C{udp:} and
+C{systemd-udp:}.
 
 Twisted has no datagram endpoint string, so C{udp:PORT[:interface=ADDR]} is parsed here
-with the same escaping rules (C{\\:} for a literal colon, as in C{tcp6:}).  Every
-description is validated when the options are parsed, before any reactor exists, so a
-typo is a usage error rather than a failure after half the listeners are up.
+with the same escaping rules (C{\\:} for a literal colon, as in C{tcp6:}), and so is
+C{systemd-udp:name=NAME} (or C{index=N}): a datagram socket inherited from systemd, the
+counterpart of Twisted's C{systemd:} for streams.  Every description is validated when
+the options are parsed, before any reactor exists, so a typo is a usage error rather
+than a failure after half the listeners are up.
 """
 
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
+import socket
+from dataclasses import dataclass, field
 from typing import Any, cast
 
-from twisted.internet import defer
+from twisted.internet import defer, fdesc
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.interfaces import IListeningPort, IReactorUDP, IStreamServerEndpoint
-from twisted.internet.protocol import DatagramProtocol
+from twisted.internet.protocol import DatagramProtocol, Factory
+from twisted.python.systemd import ListenFDs
 
 from netd.interfaces import DATAGRAM, STREAM
+from netd.systemd import NotInherited, inheritedDescriptor, inheritedFamily, processListenFDs
 
-__all__ = ["BadListen", "DatagramServerEndpoint", "ListenSpec", "parseListen", "splitDescription"]
+__all__ = [
+    "BadListen",
+    "DatagramServerEndpoint",
+    "InheritedDatagramEndpoint",
+    "InheritedStreamEndpoint",
+    "ListenSpec",
+    "parseListen",
+    "splitDescription",
+]
 
 #: Bigger than any UDP payload, so an echoed datagram is never silently truncated
 #: (Twisted's default C{maxPacketSize} is 8192).
@@ -83,6 +97,66 @@ class DatagramServerEndpoint:
 
 
 @dataclass(frozen=True)
+class InheritedDatagramEndpoint:
+    """
+    C{systemd-udp:}: serve a datagram socket systemd bound (C{ListenDatagram=}) and passed
+    down, found by its C{FileDescriptorName=} or its position.  Twisted adopts only
+    stream sockets from an endpoint string.
+
+    Whether the socket exists and is a datagram socket is checked when listening, so a
+    mistake is a one-line startup error naming the listener.  The inherited descriptor
+    stays open (Twisted serves a duplicate): a reload can adopt it again, and its number
+    is never reused for an unrelated file while netd runs.
+
+    @ivar inherited: the sockets to choose from (default: this process's).
+    """
+
+    reactor: Any
+    name: str | None = None
+    index: int | None = None
+    inherited: ListenFDs = field(default_factory=processListenFDs)
+
+    def listen(self, protocol: DatagramProtocol) -> defer.Deferred[IListeningPort]:
+        try:
+            fd = inheritedDescriptor(self.inherited, self.name, self.index)
+            family = inheritedFamily(fd, socket.SOCK_DGRAM)
+            if family not in (socket.AF_INET, socket.AF_INET6):
+                raise NotInherited(
+                    f"inherited descriptor {fd} is not an IPv4 or IPv6 socket "
+                    f"({socket.AddressFamily(family).name}): netd serves UDP only"
+                )
+            fdesc.setNonBlocking(fd)
+            port = self.reactor.adoptDatagramPort(fd, family, protocol, maxPacketSize=MAX_DATAGRAM)
+        except Exception:
+            return defer.fail()
+        return defer.succeed(port)
+
+
+@dataclass(frozen=True)
+class InheritedStreamEndpoint:
+    """
+    C{systemd:}: Twisted's endpoint finds the descriptor; this one serves it.
+
+    Unlike Twisted's L{AdoptedStreamServerEndpoint}, it takes the address family from the
+    socket (C{ListenStream=7} is IPv6 dual-stack on most hosts, whatever C{domain=} says),
+    refuses a datagram socket with a clear error, and leaves the inherited descriptor
+    open, so a reload that moves the listener to another service can adopt it again.
+    """
+
+    reactor: Any
+    fileno: int
+
+    def listen(self, factory: Factory[Any]) -> defer.Deferred[IListeningPort]:
+        try:
+            family = inheritedFamily(self.fileno, socket.SOCK_STREAM)
+            fdesc.setNonBlocking(self.fileno)
+            port = self.reactor.adoptStreamPort(self.fileno, family, factory)
+        except Exception:
+            return defer.fail()
+        return defer.succeed(port)
+
+
+@dataclass(frozen=True)
 class ListenSpec:
     """
     One validated C{--listen} value.
@@ -120,12 +194,20 @@ class ListenSpec:
         """
         return self.description.startswith("haproxy:")
 
-    def endpoint(self, reactor: Any) -> IStreamServerEndpoint | DatagramServerEndpoint:
+    def endpoint(
+        self, reactor: Any
+    ) -> IStreamServerEndpoint | DatagramServerEndpoint | InheritedDatagramEndpoint:
         """The endpoint for C{reactor}, which is only known once it is installed."""
         if self.kind == DATAGRAM:
+            if self.description.startswith("systemd-udp:"):
+                name, index = _systemdSelector(self.description)
+                return InheritedDatagramEndpoint(reactor, name, index)
             return _datagramEndpoint(reactor, self.description)
         inner = self.description.removeprefix("haproxy:")
-        return cast(IStreamServerEndpoint, serverFromString(reactor, inner))
+        endpoint = serverFromString(reactor, inner)
+        if inner.startswith("systemd:"):
+            return cast(IStreamServerEndpoint, InheritedStreamEndpoint(reactor, endpoint.fileno))
+        return cast(IStreamServerEndpoint, endpoint)
 
 
 def parseListen(description: str) -> ListenSpec:
@@ -136,10 +218,15 @@ def parseListen(description: str) -> ListenSpec:
     """
     if not description or ":" not in description:
         raise BadListen(f"bad listen endpoint {description!r}: expected TYPE:ARGS, e.g. tcp:7")
-    if description.split(":", 1)[0] == "udp":
+    scheme = description.split(":", 1)[0]
+    if scheme == "udp":
         _datagramEndpoint(None, description)
         return ListenSpec(description, DATAGRAM)
+    if scheme == "systemd-udp":
+        _systemdSelector(description)
+        return ListenSpec(description, DATAGRAM)
     _checkAddress(description.removeprefix("haproxy:"))
+    _checkInherited(description)
     try:
         # The reactor is only stored, not used, while parsing: validate now, bind later.
         serverFromString(cast(Any, None), description)
@@ -156,6 +243,41 @@ def _datagramEndpoint(reactor: Any, description: str) -> DatagramServerEndpoint:
     port = _port(description, kwargs.get("port", args[0] if args else ""))
     interface = _interface(description, kwargs.get("interface", ""))
     return DatagramServerEndpoint(reactor, port, interface)
+
+
+def _systemdSelector(description: str) -> tuple[str | None, int | None]:
+    """The C{(name, index)} of a C{systemd-udp:} description, exactly one of them set."""
+    (_, *args), kwargs = splitDescription(description)
+    name, index = kwargs.get("name"), kwargs.get("index")
+    if args or set(kwargs) - {"name", "index"} or (name is None) == (index is None) or name == "":
+        raise BadListen(
+            f"bad listen endpoint {description!r}: "
+            "expected systemd-udp:name=NAME or systemd-udp:index=N"
+        )
+    if index is None:
+        return name, None
+    if not index.isdigit():
+        raise BadListen(
+            f"bad listen endpoint {description!r}: index {index!r} is not a number >= 0"
+        )
+    return None, int(index)
+
+
+def _checkInherited(description: str) -> None:
+    """
+    For C{systemd:}, say clearly when the socket was not inherited (Twisted's own parser
+    fails with a bare C{KeyError}); malformed descriptions are left to Twisted's parser.
+    """
+    (kind, *args), kwargs = splitDescription(description.removeprefix("haproxy:"))
+    name, index = kwargs.get("name"), kwargs.get("index", "")
+    if kind != "systemd" or (name is None) == (index == ""):
+        return
+    if name is None and not index.isdigit():
+        return
+    try:
+        inheritedDescriptor(processListenFDs(), name, None if name is not None else int(index))
+    except NotInherited as e:
+        raise BadListen(f"bad listen endpoint {description!r}: {e}") from None
 
 
 def _checkAddress(description: str) -> None:

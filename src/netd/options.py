@@ -122,7 +122,8 @@ class Options(usage.Options):
     def opt_listen(self, description: str) -> None:
         """
         where to listen (repeatable): a Twisted server endpoint (tcp:, tcp6:, unix:, ssl:,
-        systemd:, haproxy:) or udp:PORT[:interface=ADDR]; default: tcp:PORT on 127.0.0.1
+        systemd:, haproxy:), udp:PORT[:interface=ADDR] or systemd-udp:name=NAME; default:
+        tcp:PORT on 127.0.0.1
         """
         try:
             self["listen"].append(parseListen(description))
