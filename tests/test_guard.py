@@ -621,3 +621,15 @@ class ProxyHeaderTests(SynchronousTestCase):
         protocol.dataReceived(V2_SIGNATURE + b"\x20\x00\x00\x00ping")
         self.assertEqual(transport.value(), b"ping")
         self.assertEqual(protocol.wrappedProtocol.transport.getPeer(), PROXY)
+
+    def test_unixSocketProxyTrustedWithLoopback(self) -> None:
+        """A proxy on a unix socket is believed while loopback is trusted (the default) and refused when it is not."""
+        guard = makeGuard(self.clock)
+        factory = GuardedFactory(guard, echoFactory(self.clock), proxied=True)
+        protocol, transport = connect(factory, UNIXAddress(None))
+        protocol.dataReceived(V1_HEADER + b"hello")
+        self.assertEqual(transport.value(), b"hello")
+        self.assertEqual(protocol.wrappedProtocol.transport.getPeer(), CLIENT)
+        guard, factory = self.proxied(trusted=AccessRules.parse(["10.0.0.0/8"], []))
+        self.assertIsNone(factory.buildProtocol(UNIXAddress(None)))
+        self.assertEqual(guard.stats.refused["untrusted-proxy"], 1)

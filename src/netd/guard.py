@@ -179,7 +179,7 @@ class GuardedFactory(WrappingFactory):
     def buildProtocol(self, addr: IAddress) -> IProtocol | None:
         if self.proxied:
             trusted = self.trustedProxies or self.guard.policy.trustedProxies
-            if not trusted.allows(peerHost(addr) or ""):
+            if not any(map(trusted.allows, _proxyHosts(addr))):
                 self.guard.refused(addr, "untrusted-proxy")
                 return self.nothing()
             return GuardedProtocol(self, None)
@@ -388,6 +388,16 @@ class GuardedProtocol(ProtocolWrapper):
         self.wrappedProtocol = None
         if not self._direct:  # in direct mode the transport has told the protocol itself
             inner.connectionLost(reason)
+
+
+def _proxyHosts(address: IAddress) -> tuple[str, ...]:
+    """
+    What C{trusted-proxies} judges a proxy by: its IP, or for a unix-socket peer (which
+    has no address, and is on this machine) loopback, so C{haproxy:unix:} works while
+    loopback is trusted (the default) and is refused when it is not.
+    """
+    host = peerHost(address)
+    return (host,) if host is not None else ("127.0.0.1", "::1")
 
 
 def _wrapsNothing(protocol: Any) -> bool:
