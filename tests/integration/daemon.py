@@ -101,6 +101,9 @@ class Daemon:
             match = LISTENING.search(line)
             if match:
                 service, transport, address = match.groups()
+                if transport == "UNIX":
+                    self.listeners[(service, transport)] = (address, 0)
+                    continue
                 host, _, port = address.rpartition(":")
                 self.listeners[(service, transport)] = (host.strip("[]"), int(port))
 
