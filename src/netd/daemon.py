@@ -111,7 +111,10 @@ class ServiceRuntime(MultiService):
             target = GuardedFactory(
                 self.guard, self.served.stream, proxied=spec.proxied, wrapped=wrapped
             )
-        listener = Listener(self.config.name, spec, spec.endpoint(self.reactor), target)
+        # The guard's policy is the one in force: a reload that changes tls-client-ca
+        # reaches the next handshake of an ssl: listener that keeps its socket.
+        endpoint = spec.endpoint(self.reactor, policy=lambda: self.guard.policy)
+        listener = Listener(self.config.name, spec, endpoint, target)
         self.listeners[spec.description] = listener
         return listener
 

@@ -8,14 +8,18 @@ C{systemd-udp:name=NAME} (or C{index=N}): a datagram socket inherited from syste
 counterpart of Twisted's C{systemd:} for streams.  Every description is validated when
 the options are parsed, before any reactor exists, so a typo is a usage error rather
 than a failure after half the listeners are up.
+
+C{ssl:} keeps Twisted's syntax but is netd's own (L{netd.tls}): a TLS 1.2 floor, modern
+ciphers, and client certificates when the service policy asks for them.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from twisted.internet import defer, fdesc
 from twisted.internet.endpoints import serverFromString
@@ -25,6 +29,10 @@ from twisted.python.systemd import ListenFDs
 
 from netd.interfaces import DATAGRAM, STREAM
 from netd.systemd import NotInherited, inheritedDescriptor, inheritedFamily, processListenFDs
+
+if TYPE_CHECKING:
+    from netd.policy import Policy
+    from netd.tls import TLSListen
 
 __all__ = [
     "BadListen",
@@ -195,15 +203,26 @@ class ListenSpec:
         return self.description.startswith("haproxy:")
 
     def endpoint(
-        self, reactor: Any
+        self, reactor: Any, policy: Callable[[], Policy] | None = None
     ) -> IStreamServerEndpoint | DatagramServerEndpoint | InheritedDatagramEndpoint:
-        """The endpoint for C{reactor}, which is only known once it is installed."""
+        """
+        The endpoint for C{reactor}, which is only known once it is installed.
+
+        @param policy: returns the service's policy in force, for what a listener
+            decides per connection (C{ssl:}: the client CA); default: no client CA.
+        """
         if self.kind == DATAGRAM:
             if self.description.startswith("systemd-udp:"):
                 name, index = _systemdSelector(self.description)
                 return InheritedDatagramEndpoint(reactor, name, index)
             return _datagramEndpoint(reactor, self.description)
         inner = self.description.removeprefix("haproxy:")
+        if inner.startswith("ssl:"):
+            from netd.tls import TLSServerEndpoint
+
+            clientCA = (lambda: policy().tlsClientCA) if policy is not None else (lambda: None)
+            tls = TLSServerEndpoint(reactor, _tlsListen(inner), clientCA)
+            return cast(IStreamServerEndpoint, tls)
         endpoint = serverFromString(reactor, inner)
         if inner.startswith("systemd:"):
             return cast(IStreamServerEndpoint, InheritedStreamEndpoint(reactor, endpoint.fileno))
@@ -226,6 +245,15 @@ def parseListen(description: str) -> ListenSpec:
         _systemdSelector(description)
         return ListenSpec(description, DATAGRAM)
     _checkAddress(description.removeprefix("haproxy:"))
+    if scheme == "ssl":
+        _checkTLS(description)
+        return ListenSpec(description, STREAM)
+    if description.startswith("haproxy:ssl:"):
+        raise BadListen(
+            f"bad listen endpoint {description!r}: haproxy:ssl: is not supported "
+            "(a proxy sends its PROXY header before the TLS handshake); "
+            "terminate TLS at the proxy, or listen on ssl: directly"
+        )
     _checkInherited(description)
     try:
         # The reactor is only stored, not used, while parsing: validate now, bind later.
@@ -243,6 +271,65 @@ def _datagramEndpoint(reactor: Any, description: str) -> DatagramServerEndpoint:
     port = _port(description, kwargs.get("port", args[0] if args else ""))
     interface = _interface(description, kwargs.get("interface", ""))
     return DatagramServerEndpoint(reactor, port, interface)
+
+
+#: What netd's C{ssl:} takes: Twisted's options less C{sslmethod} (netd sets the
+#: versions) and C{dhParameters} (netd offers no finite-field DHE, only ECDHE).
+_TLS_OPTIONS = ("port", "interface", "backlog", "privateKey", "certKey", "extraCertChain")
+_TLS_REFUSED = {
+    "sslmethod": "netd allows TLS 1.2 and 1.3 only",
+    "dhParameters": "netd offers ECDHE key exchange only, which needs no parameters",
+}
+
+
+def _tlsListen(description: str) -> TLSListen:
+    """
+    C{ssl:PORT:privateKey=KEY[:certKey=CERT][:interface=ADDR][:backlog=N]
+    [:extraCertChain=FILE]}, parsed; no file is read.
+    C{certKey} defaults to C{privateKey}, as in Twisted (one file holding both).
+    """
+    from netd.tls import TLSListen
+
+    (_, *args), kwargs = splitDescription(description)
+    for option, why in _TLS_REFUSED.items():
+        if option in kwargs:
+            raise BadListen(
+                f"bad listen endpoint {description!r}: {option} is not supported: {why}"
+            )
+    unknown = sorted(set(kwargs) - set(_TLS_OPTIONS))
+    if unknown:
+        raise BadListen(
+            f"bad listen endpoint {description!r}: unknown option {unknown[0]!r} "
+            f"(ssl: takes {', '.join(_TLS_OPTIONS)})"
+        )
+    if len(args) + ("port" in kwargs) != 1 or not kwargs.get("privateKey"):
+        raise BadListen(
+            f"bad listen endpoint {description!r}: "
+            "expected ssl:PORT:privateKey=KEY:certKey=CERT[:interface=ADDR]"
+        )
+    backlog = kwargs.get("backlog", "50")
+    if not backlog.isdigit() or int(backlog) < 1:
+        raise BadListen(
+            f"bad listen endpoint {description!r}: backlog {backlog!r} is not a number >= 1"
+        )
+    return TLSListen(
+        port=_port(description, kwargs.get("port", args[0] if args else "")),
+        privateKey=kwargs["privateKey"],
+        certKey=kwargs.get("certKey") or kwargs["privateKey"],
+        interface=_interface(description, kwargs.get("interface", "")),
+        backlog=int(backlog),
+        extraCertChain=kwargs.get("extraCertChain"),
+    )
+
+
+def _checkTLS(description: str) -> None:
+    """Read every file of an C{ssl:} description now: a bad one is a usage error."""
+    from netd.tls import BadCredentials
+
+    try:
+        _tlsListen(description).load()
+    except BadCredentials as e:
+        raise BadListen(f"bad listen endpoint {description!r}: {e}") from None
 
 
 def _systemdSelector(description: str) -> tuple[str | None, int | None]:

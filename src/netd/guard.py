@@ -243,7 +243,9 @@ class GuardedProtocol(ProtocolWrapper):
 
     def makeConnection(self, transport: Any) -> None:
         inner = self.wrappedProtocol
-        if inner is not None and getattr(transport, "offersDirectMode", False):
+        # Looked up on the class: wrappers (TLS) pass unknown attributes down to the
+        # TCP transport below them, which offers direct mode for itself, not for them.
+        if inner is not None and getattr(type(transport), "offersDirectMode", False):
             # An admitted plain TCP connection on netd's reactors: connect the protocol
             # straight to the transport, which counts bytes and reports its end to us.
             self._direct = True

@@ -11,9 +11,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from netd.access import AccessRules, BadRule
+
+if TYPE_CHECKING:
+    from netd.tls import ClientAuthorities
 
 __all__ = [
     "POLICY_KEYS",
@@ -81,6 +84,16 @@ def banner(value: object) -> str:
     return value
 
 
+def tlsClientCA(value: object) -> ClientAuthorities:
+    """
+    A PEM file of CA certificates, read now (so a reload re-reads it) and checked: a
+    missing file or one without a valid certificate is an error naming it.
+    """
+    from netd.tls import loadClientAuthorities
+
+    return loadClientAuthorities(value)
+
+
 def networks(value: object) -> tuple[str, ...]:
     """A list of CIDR strings; checked by L{AccessRules.parse} when the policy is built."""
     if isinstance(value, str):
@@ -110,6 +123,8 @@ class Policy:
         own UDP service ports; off, because that is how two servers loop (CVE-2024-2169).
     @ivar trustedProxies: the peers whose PROXY header a C{haproxy:} listener believes
         (loopback by default); anyone else could claim any client address.
+    @ivar tlsClientCA: for C{ssl:} listeners, the CAs one of which must have issued the
+        client's certificate; C{None}: no client certificate is asked for.
     """
 
     access: AccessRules = field(default_factory=lambda: AccessRules.parse((), ()))
@@ -128,6 +143,7 @@ class Policy:
     trustedProxies: AccessRules = field(
         default_factory=lambda: AccessRules.parse(["127.0.0.0/8", "::1"], ())
     )
+    tlsClientCA: ClientAuthorities | None = None
 
 
 @dataclass(frozen=True)
@@ -234,6 +250,12 @@ POLICY_KEYS: tuple[PolicyKey, ...] = (
         boolean,
         "answer datagrams from this daemon's own UDP service ports",
         flag=True,
+    ),
+    PolicyKey(
+        "tls-client-ca",
+        "tlsClientCA",
+        tlsClientCA,
+        "ssl: listeners require a client certificate issued by a CA of this PEM file",
     ),
 )
 
