@@ -22,7 +22,7 @@ from netd.guard import GuardedFactory, ServiceGuard
 from netd.policy import buildPolicy
 from netd.protocols.simple import buildEcho
 from netd.reactor import installedReactorName
-from netd.transport import EagerTCPServer
+from netd.transport import EagerTCPServer, FastUDPPort
 from tests.support import makeContext
 
 
@@ -204,3 +204,31 @@ class DirectModeTests(SynchronousTestCase):
         self.assertEqual(guard.stats.closed["server closed"], 1)
         self.assertEqual((guard.stats.bytesIn, guard.stats.bytesOut), (4, 4))
         self.assertEqual(guard.connections, set())
+
+
+class FastUDPPortTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.port = FastUDPPort(0, None, "127.0.0.1", 65535, RecordingReactor())
+        self.port.socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.port.socket.setblocking(False)
+        self.addCleanup(self.port.socket.close)
+        self.peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.peer.bind(("127.0.0.1", 0))
+        self.peer.settimeout(1)
+        self.addCleanup(self.peer.close)
+
+    def test_repliesAreSentAndCounted(self) -> None:
+        """A reply reaches its destination and is counted in the service's stats."""
+        from netd.stats import ServiceStats
+
+        self.port.stats = ServiceStats()
+        self.port.write(b"pong", self.peer.getsockname())
+        self.assertEqual(self.peer.recv(100), b"pong")
+        self.assertEqual((self.port.stats.datagramsOut, self.port.stats.bytesOut), (1, 4))
+
+    def test_hostNamesAreRefused(self) -> None:
+        """A host name is refused before sendto() could resolve it."""
+        from twisted.internet.error import InvalidAddressError
+
+        self.assertRaises(InvalidAddressError, self.port.write, b"x", ("localhost", 9))
+        self.assertRaises(InvalidAddressError, self.port.write, b"x", ("::1", 9))

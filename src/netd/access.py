@@ -46,6 +46,9 @@ _Compiled: TypeAlias = tuple[int, int, bool]
 
 _MAPPED = ipaddress.IPv6Network("::ffff:0:0/96")
 
+#: How many decisions an L{AccessRules} remembers.
+_MEMO_SIZE = 4096
+
 
 class BadRule(ValueError):
     """
@@ -148,6 +151,9 @@ class AccessRules:
     _v4: tuple[_Compiled, ...] = field(init=False, repr=False, compare=False)
     _v6: tuple[_Compiled, ...] = field(init=False, repr=False, compare=False)
     _default: bool = field(init=False, repr=False, compare=False)
+    #: Decisions already taken, by host string: rules never change, and a per-datagram
+    #: check must not parse the address every time (bounded: cleared when full).
+    _memo: dict[str, bool] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         """
@@ -161,6 +167,7 @@ class AccessRules:
         object.__setattr__(self, "_v4", _compile(allow, deny, 4))
         object.__setattr__(self, "_v6", _compile(allow, deny, 6))
         object.__setattr__(self, "_default", not allow)
+        object.__setattr__(self, "_memo", {})
 
     @classmethod
     def parse(cls, allow: Sequence[str], deny: Sequence[str]) -> AccessRules:
@@ -196,6 +203,16 @@ class AccessRules:
         """
         if self.empty:
             return True
+        memo = self._memo
+        verdict = memo.get(host)
+        if verdict is None:
+            verdict = self._decide(host)
+            if len(memo) >= _MEMO_SIZE:
+                memo.clear()
+            memo[host] = verdict
+        return verdict
+
+    def _decide(self, host: str) -> bool:
         address = _peerAddress(host)
         if address is None:
             return self._default

@@ -140,14 +140,25 @@ class GuardedDatagram(DatagramProtocol):
         if inner is not None and inner is not self.inner:
             previous, self.inner = self.inner, inner
             if self.transport is not None:
-                inner.makeConnection(CountingTransport(self.transport, self.stats))
+                inner.makeConnection(self._replyTransport())
                 previous.doStop()
 
     def logPrefix(self) -> str:
         return self.name
 
     def startProtocol(self) -> None:
-        self.inner.makeConnection(CountingTransport(self.transport, self.stats))
+        self.inner.makeConnection(self._replyTransport())
+
+    def _replyTransport(self) -> Any:
+        """
+        What the wrapped protocol writes to: netd's UDP port itself when it can count
+        replies (no extra call per reply), else a counting proxy.
+        """
+        transport = self.transport
+        if getattr(type(transport), "countsReplies", False):
+            transport.stats = self.stats
+            return transport
+        return CountingTransport(transport, self.stats)
 
     def stopProtocol(self) -> None:
         self.inner.doStop()

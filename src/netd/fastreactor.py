@@ -19,13 +19,16 @@ from twisted.internet import epollreactor, pollreactor, selectreactor
 from twisted.internet.main import installReactor
 from twisted.python import log
 
-from netd.transport import EagerTCPPort, EagerUNIXPort
+from netd.transport import EagerTCPPort, EagerUNIXPort, FastUDPPort
 
 __all__ = ["NetdEPollReactor", "NetdPollReactor", "NetdSelectReactor", "install"]
 
 
 class EagerPortsMixin:
-    """Listen (and adopt systemd's sockets) with the eager-write transports."""
+    """
+    Listen (and adopt systemd's sockets) with the eager-write stream transports and the
+    lighter UDP port.
+    """
 
     def listenTCP(self, port: int, factory: Any, backlog: int = 50, interface: str = "") -> Any:
         p = EagerTCPPort(port, factory, backlog, interface, self)
@@ -36,6 +39,24 @@ class EagerPortsMixin:
         self, address: Any, factory: Any, backlog: int = 50, mode: int = 0o666, wantPID: int = 0
     ) -> Any:
         p = EagerUNIXPort(address, factory, backlog, mode, self, wantPID)
+        p.startListening()
+        return p
+
+    def listenUDP(
+        self, port: int, protocol: Any, interface: str = "", maxPacketSize: int = 8192
+    ) -> Any:
+        p = FastUDPPort(port, protocol, interface, maxPacketSize, self)
+        p.startListening()
+        return p
+
+    def adoptDatagramPort(
+        self, fileDescriptor: int, addressFamily: Any, protocol: Any, maxPacketSize: int = 8192
+    ) -> Any:
+        if addressFamily not in (socket.AF_INET, socket.AF_INET6):
+            return super().adoptDatagramPort(fileDescriptor, addressFamily, protocol, maxPacketSize)  # type: ignore[misc]
+        p = FastUDPPort._fromListeningDescriptor(
+            self, fileDescriptor, addressFamily, protocol, maxPacketSize=maxPacketSize
+        )
         p.startListening()
         return p
 

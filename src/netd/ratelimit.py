@@ -13,6 +13,7 @@ Twisted's C{IReactorTime} or C{twisted.internet.task.Clock}), so tests never sle
 from __future__ import annotations
 
 import ipaddress
+from functools import lru_cache
 from typing import Dict, Protocol
 
 __all__ = ["BucketMap", "ConcurrencyMap", "TokenBucket", "sourceKey"]
@@ -22,6 +23,7 @@ class _Clock(Protocol):
     def seconds(self) -> float: ...
 
 
+@lru_cache(maxsize=65536)
 def sourceKey(host: str, ipv6Prefix: int = 64) -> str:
     """
     The key under which a peer is counted.
@@ -31,7 +33,8 @@ def sourceKey(host: str, ipv6Prefix: int = 64) -> str:
     other IPv6 addresses as their C{ipv6Prefix}-bit network: one client usually owns a
     whole /64 and could otherwise dodge a per-address limit by changing address.  A zone
     suffix (C{%eth0}) is dropped.  Anything that is not an IP address (a unix socket
-    path) is returned unchanged.
+    path) is returned unchanged.  Memoized: it runs for every datagram a rate limit
+    checks, and parsing an address each time would dominate the cost.
 
     @param host: the peer's host as the transport reports it.
     @param ipv6Prefix: how many leading bits of an IPv6 address identify one client.

@@ -20,12 +20,12 @@ admission instead of adding two Python calls to every read and write.
 from __future__ import annotations
 
 import socket
-from errno import EWOULDBLOCK
+from errno import EAGAIN, ECONNREFUSED, EINTR, EMSGSIZE, ENOBUFS, EWOULDBLOCK
 from typing import Any
 
-from twisted.internet import main, tcp, unix
+from twisted.internet import abstract, error, main, tcp, udp, unix
 
-__all__ = ["EagerTCPPort", "EagerTCPServer", "EagerUNIXPort", "EagerUNIXServer"]
+__all__ = ["EagerTCPPort", "EagerTCPServer", "EagerUNIXPort", "EagerUNIXServer", "FastUDPPort"]
 
 
 class EagerWriteMixin:
@@ -113,3 +113,68 @@ class EagerUNIXServer(EagerWriteMixin, unix.Server):
 
 class EagerUNIXPort(unix.Port):
     transport = EagerUNIXServer
+
+
+class FastUDPPort(udp.Port):
+    """
+    A UDP port whose C{write} checks each destination host once, not per datagram.
+
+    Twisted's C{udp.Port.write} parses the destination with C{isIPAddress} and
+    C{isIPv6Address} on every datagram (so that a host name never reaches
+    C{sendto()}, which would resolve it); for a service answering its sources that
+    was a quarter of the CPU per reply.  Here a host, once checked, is remembered (a
+    bounded set).  A reply the kernel cannot queue (EAGAIN, ENOBUFS) is dropped and
+    counted rather than raised into the protocol: UDP is lossy, and a flood must not
+    become a log of tracebacks.
+
+    @ivar stats: a L{netd.stats.ServiceStats} whose datagram and byte counters each
+        reply bumps, if set (the datagram guard sets it).
+    @ivar sendDropped: replies the kernel refused to queue.
+    """
+
+    countsReplies = True
+    stats: Any = None
+    sendDropped = 0
+    _checked: set[str] | None = None
+
+    def write(self, datagram: bytes, addr: Any = None) -> None:
+        if self._connectedAddr or addr is None:
+            return super().write(datagram, addr)
+        checked = self._checked
+        if checked is None:
+            checked = self._checked = set()
+        host = addr[0]
+        if host not in checked:
+            self._checkHost(host)
+            if len(checked) >= 4096:
+                checked.clear()
+            checked.add(host)
+        try:
+            self.socket.sendto(datagram, addr)
+        except OSError as se:
+            no = se.args[0]
+            if no == EINTR:
+                return self.write(datagram, addr)
+            if no == EMSGSIZE:
+                raise error.MessageLengthError("message too long") from None
+            if no in (EAGAIN, ENOBUFS, ECONNREFUSED):
+                self.sendDropped += 1
+                return None
+            raise
+        stats = self.stats
+        if stats is not None:
+            stats.datagramsOut += 1
+            stats.bytesOut += len(datagram)
+        return None
+
+    def _checkHost(self, host: str) -> None:
+        """Twisted's checks: an IP literal of this port's family, never a name."""
+        isV4, isV6 = abstract.isIPAddress(host), abstract.isIPv6Address(host)
+        if not (isV4 or isV6):
+            raise error.InvalidAddressError(
+                host, "write() only accepts IP addresses, not hostnames"
+            )
+        if isV4 and self.addressFamily == socket.AF_INET6:
+            raise error.InvalidAddressError(host, "IPv6 port write() called with IPv4 address")
+        if isV6 and self.addressFamily == socket.AF_INET:
+            raise error.InvalidAddressError(host, "IPv4 port write() called with IPv6 address")
