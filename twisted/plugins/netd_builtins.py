@@ -6,6 +6,7 @@ Each names its builder by dotted path, so only the protocol being served is impo
 """
 
 from netd.interfaces import DATAGRAM, STREAM
+from netd.output import DEFAULT_FSYNC, DEFAULT_MAX_BUFFER, byteSize, fsyncPolicy, yesNo
 from netd.plugin import Option, ProtocolPlugin, positiveInt, text
 from netd.protocols.greeting import DEFAULT_MESSAGE
 
@@ -69,6 +70,27 @@ linelogger = ProtocolPlugin(
     transports=BOTH,
     options=(
         Option("max-line-length", 16384, positiveInt, "longest line accepted, in bytes"),
-        Option("output", None, text, "also append JSON lines {time, peer, line} to this file"),
+        Option(
+            "output", None, text, "also append JSON lines {time, service, peer, line} to this file"
+        ),
+        Option(
+            "fsync",
+            DEFAULT_FSYNC,
+            fsyncPolicy,
+            "when the output file is fsynced: always (each batch), interval=MS, never",
+        ),
+        Option(
+            "max-buffer",
+            DEFAULT_MAX_BUFFER,
+            byteSize,
+            "bytes of lines waiting for the output file before TCP clients are not read"
+            " and datagrams dropped (suffix K, M, G allowed)",
+        ),
+        Option(
+            "ack",
+            False,
+            yesNo,
+            "yes: answer each TCP line with OK once durable in the output file (ERR if dropped)",
+        ),
     ),
 )
