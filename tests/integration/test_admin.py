@@ -167,3 +167,50 @@ class BindTests(SynchronousTestCase):
             f"admin: cannot listen on tcp:{port}:interface=127.0.0.1: Address already in use",
             "\n".join(daemon.lines),
         )
+
+
+class LineLogMetricsTests(SynchronousTestCase):
+    def test_outputCountersAreExported(self) -> None:
+        """The line logger's output counters appear in /metrics once lines are written."""
+        import socket
+        import urllib.request
+
+        from prometheus_client.parser import text_string_to_metric_families
+
+        from tests.integration.daemon import Daemon
+
+        output = self.mktemp()
+        daemon = Daemon(
+            [
+                "--proto",
+                "linelogger",
+                "--listen",
+                "tcp:0:interface=127.0.0.1",
+                "--output",
+                output,
+                "--fsync",
+                "always",
+                "--ack",
+                "yes",
+                "--admin",
+                "tcp:0:interface=127.0.0.1",
+            ],
+            expect=2,
+        )
+        self.addCleanup(daemon.stop)
+        with socket.create_connection(daemon.address("linelogger"), timeout=5) as sock:
+            sock.sendall(b"one\ntwo\n")
+            got = b""
+            while got.count(b"OK\n") < 2:
+                got += sock.recv(100)
+        host, port = daemon.address("admin")
+        with urllib.request.urlopen(f"http://{host}:{port}/metrics", timeout=5) as response:
+            text = response.read().decode()
+        samples = {
+            (s.name, s.labels.get("service")): s.value
+            for family in text_string_to_metric_families(text)
+            for s in family.samples
+        }
+        self.assertEqual(samples[("netd_linelog_written_lines_total", "linelogger")], 2)
+        self.assertGreaterEqual(samples[("netd_linelog_fsyncs_total", "linelogger")], 1)
+        self.assertEqual(samples[("netd_linelog_dropped_lines_total", "linelogger")], 0)

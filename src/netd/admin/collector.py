@@ -96,6 +96,7 @@ class DaemonCollector(Collector):
         )
         yield _durations(runtimes)
         yield _listenersUp(runtimes)
+        yield from _lineLogs(runtimes)
         yield CounterMetricFamily(
             PREFIX + "config_reloads", "Configuration reloads applied.", value=self.daemon.reloads
         )
@@ -104,6 +105,46 @@ class DaemonCollector(Collector):
             "Configuration reloads rejected (the running one stayed).",
             value=self.daemon.reloadFailures,
         )
+
+
+#: The line logger's output counters: (counter name, metric, kind, help).
+_LINELOG = (
+    ("written", "linelog_written_lines", CounterMetricFamily, "Lines written to the output file."),
+    ("fsyncs", "linelog_fsyncs", CounterMetricFamily, "fsync calls on the output file."),
+    (
+        "failedWrites",
+        "linelog_failed_writes",
+        CounterMetricFamily,
+        "Failed open/write/fsync/close calls.",
+    ),
+    (
+        "dropped",
+        "linelog_dropped_lines",
+        CounterMetricFamily,
+        "Lines not accepted (buffer full or file closed).",
+    ),
+    ("bufferedLines", "linelog_buffered_lines", GaugeMetricFamily, "Lines waiting to be written."),
+    ("bufferedBytes", "linelog_buffered_bytes", GaugeMetricFamily, "Bytes waiting to be written."),
+)
+
+
+def _lineLogs(runtimes: list[ServiceRuntime]) -> Iterator[Metric]:
+    """The output files' counters, per service (summed over files kept across reloads)."""
+    from netd.output import JsonLinesFile
+
+    files = {r.config.name: [s for s in _tree(r) if isinstance(s, JsonLinesFile)] for r in runtimes}
+    for counter, name, kind, documentation in _LINELOG:
+        family = kind(PREFIX + name, documentation, labels=["service"])
+        for service, outputs in files.items():
+            if outputs:
+                family.add_metric([service], sum(o.counters()[counter] for o in outputs))
+        yield family
+
+
+def _tree(service: Any) -> Iterator[Any]:
+    yield service
+    for child in getattr(service, "services", ()):
+        yield from _tree(child)
 
 
 def _live(runtime: ServiceRuntime) -> tuple[int, int]:
