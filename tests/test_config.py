@@ -261,6 +261,28 @@ class ErrorTests(ConfigTestCase):
         )
         self.assertEqual((error.path, error.service, error.key), (FILE, "echo", "max-connections"))
 
+    def test_infiniteWholeNumber(self) -> None:
+        """C{inf} where a whole number belongs is a one-line error naming the key, not a traceback."""
+        error = self.failure("[services.echo]\nmax-connections = inf\n")
+        self.assertEqual(
+            str(error),
+            "netd.toml: service 'echo': max-connections: expected a whole number >= 0, got inf",
+        )
+        error = self.failure("[services.linelogger]\nmax-line-length = -inf\n")
+        self.assertEqual(
+            str(error),
+            "netd.toml: service 'linelogger': max-line-length: "
+            "expected a positive integer, got -inf",
+        )
+
+    def test_errorShowsNoTerminalEscape(self) -> None:
+        """A service named with an ESC (or any control character) is shown escaped in the error, never raw."""
+        error = self.failure('[services]\n"\\u001b[2Jecho" = 5\n')
+        self.assertEqual(
+            str(error),
+            "netd.toml: service '\\x1b[2Jecho': expected a table [services.\\x1b[2Jecho], got 5",
+        )
+
     def test_networksMustBeAList(self) -> None:
         """C{allow = 10} is refused, naming the key."""
         error = self.failure("[services.echo]\nallow = 10\n")

@@ -53,6 +53,13 @@ class ParseListenTests(SynchronousTestCase):
             self.assertIn(repr(description), str(error))
             self.assertIn(problem, str(error))
 
+    def test_errorIsOneLineWhateverTheDescription(self) -> None:
+        """A description holding a CR, a record separator or an ESC is refused in one printable line."""
+        for description in ("\r:", "\x1e:", "\x1b[31m:7", "a\nb:"):
+            message = str(self.assertRaises(BadListen, parseListen, description))
+            self.assertEqual(message.splitlines(), [message], description)
+            self.assertTrue(message.isprintable(), message)
+
     def test_split(self) -> None:
         """Descriptions split on unescaped colons into arguments and keywords."""
         self.assertEqual(

@@ -106,7 +106,15 @@ class ConfigFileError(ValueError):
         if self.key is not None:
             parts.append(self.key)
         parts.append(self.problem)
-        return ": ".join(" ".join(part.splitlines()) for part in parts)
+        return ": ".join(_printable(" ".join(part.splitlines())) for part in parts)
+
+
+def _printable(text: str) -> str:
+    """
+    C{text} with what a terminal would act on (ESC, other control or unassigned
+    characters: a table name is any TOML string) escaped as C{repr} does.
+    """
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 #: The keys of a service table besides the policy keys and the protocol's own options.

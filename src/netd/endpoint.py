@@ -259,7 +259,7 @@ def parseListen(description: str) -> ListenSpec:
         # The reactor is only stored, not used, while parsing: validate now, bind later.
         serverFromString(cast(Any, None), description)
     except Exception as e:
-        raise BadListen(f"bad listen endpoint {description!r}: {e}") from None
+        raise BadListen(f"bad listen endpoint {description!r}: {_oneLine(e)}") from None
     return ListenSpec(description, STREAM)
 
 
@@ -329,7 +329,7 @@ def _checkTLS(description: str) -> None:
     try:
         _tlsListen(description).load()
     except BadCredentials as e:
-        raise BadListen(f"bad listen endpoint {description!r}: {e}") from None
+        raise BadListen(f"bad listen endpoint {description!r}: {_oneLine(e)}") from None
 
 
 def _systemdSelector(description: str) -> tuple[str | None, int | None]:
@@ -364,7 +364,7 @@ def _checkInherited(description: str) -> None:
     try:
         inheritedDescriptor(processListenFDs(), name, None if name is not None else int(index))
     except NotInherited as e:
-        raise BadListen(f"bad listen endpoint {description!r}: {e}") from None
+        raise BadListen(f"bad listen endpoint {description!r}: {_oneLine(e)}") from None
 
 
 def _checkAddress(description: str) -> None:
@@ -375,6 +375,15 @@ def _checkAddress(description: str) -> None:
     portText = kwargs.get("port", args[0] if args else "")
     _port(description, portText)
     _interface(description, kwargs.get("interface", ""))
+
+
+def _oneLine(error: Exception) -> str:
+    """
+    C{error}'s message with its non-printable characters escaped as C{repr} does: the
+    messages of Twisted's parser and of file errors quote parts of the description as
+    they are, and a CR or ESC there would break the one-line error or reach a terminal.
+    """
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(error))
 
 
 def _port(description: str, text: str) -> int:

@@ -51,7 +51,7 @@ def positiveInt(value: object) -> int:
         raise ValueError(f"expected a positive integer, got {value!r}")
     try:
         number = int(value)  # type: ignore[call-overload]
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: int(inf)
         raise ValueError(f"expected a positive integer, got {value!r}") from None
     if number <= 0:
         raise ValueError(f"expected a positive integer, got {value!r}")

@@ -37,7 +37,7 @@ def nonNegativeInt(value: object) -> int:
         raise ValueError(f"expected a whole number >= 0, got {value!r}")
     try:
         number = int(value)  # type: ignore[call-overload]
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: int(inf)
         raise ValueError(f"expected a whole number >= 0, got {value!r}") from None
     if number < 0 or (isinstance(value, float) and number != value):
         raise ValueError(f"expected a whole number >= 0, got {value!r}")

@@ -27,7 +27,7 @@ from netd.stats import DURATION_BUCKETS, ServiceStats
 if TYPE_CHECKING:
     from netd.daemon import Daemon, ServiceRuntime
 
-__all__ = ["DaemonCollector"]
+__all__ = ["DaemonCollector", "liveBytes"]
 
 PREFIX = "netd_"
 
@@ -68,14 +68,14 @@ class DaemonCollector(Collector):
             "received_bytes",
             "Bytes received, open connections included.",
             runtimes,
-            lambda r: r.guard.stats.bytesIn + _live(r)[0],
+            lambda r: r.guard.stats.bytesIn + liveBytes(r)[0],
         )
         yield _perService(
             CounterMetricFamily,
             "sent_bytes",
             "Bytes sent, open connections included.",
             runtimes,
-            lambda r: r.guard.stats.bytesOut + _live(r)[1],
+            lambda r: r.guard.stats.bytesOut + liveBytes(r)[1],
         )
         yield _perService(
             CounterMetricFamily,
@@ -133,6 +133,8 @@ def _lineLogs(runtimes: list[ServiceRuntime]) -> Iterator[Metric]:
     from netd.output import JsonLinesFile
 
     files = {r.config.name: [s for s in _tree(r) if isinstance(s, JsonLinesFile)] for r in runtimes}
+    if not any(files.values()):
+        return
     for counter, name, kind, documentation in _LINELOG:
         family = kind(PREFIX + name, documentation, labels=["service"])
         for service, outputs in files.items():
@@ -147,7 +149,7 @@ def _tree(service: Any) -> Iterator[Any]:
         yield from _tree(child)
 
 
-def _live(runtime: ServiceRuntime) -> tuple[int, int]:
+def liveBytes(runtime: ServiceRuntime) -> tuple[int, int]:
     """
     Bytes in and out of the open, admitted connections: those whose bytes join the
     service's totals when they end (counting any other would make the counter go back).
