@@ -24,6 +24,18 @@ LISTENING = re.compile(r"(\S+) listening on (\w+) (\S+)$")
 STARTUP_TIMEOUT = 20.0
 
 
+def _dieWithParent() -> None:
+    """
+    In the child, before exec: be killed if the test process dies (Linux), so a test
+    run cut short never leaves a daemon behind holding ports.
+    """
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
 def run(
     argv: list[str], timeout: float = 30.0, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
@@ -58,6 +70,7 @@ class Daemon:
             stdin=subprocess.DEVNULL,
             text=True,
             env=environ,
+            preexec_fn=_dieWithParent,
         )
         self.lines: list[str] = []
         self._queue: queue.Queue[str | None] = queue.Queue()
@@ -65,9 +78,19 @@ class Daemon:
         self._reader.start()
         self.listeners: dict[tuple[str, str], tuple[str, int]] = {}
         if wait:
+            self._waitForStartup(expect)
+
+    def _waitForStartup(self, expect: int) -> None:
+        """Wait for the listeners; a daemon that never gets there is killed, not leaked."""
+        try:
             self.waitFor(
                 lambda: len(self.listeners) >= expect and self.running(), "all listeners up"
             )
+        except BaseException:
+            if self.process.poll() is None:
+                self.process.kill()
+                self.process.wait()
+            raise
 
     def _read(self) -> None:
         assert self.process.stdout is not None

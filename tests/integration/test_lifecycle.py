@@ -91,6 +91,7 @@ class StopTests(SynchronousTestCase):
         daemon = Daemon(
             ["--proto", "echo", "--listen", "tcp:0:interface=127.0.0.1", "--shutdown-timeout", "10"]
         )
+        self.addCleanup(daemon.stop)
         address = daemon.address("echo")
         with socket.create_connection(address, timeout=5) as sock:
             self.assertTrue(echoes(sock))
@@ -110,6 +111,7 @@ class StopTests(SynchronousTestCase):
         daemon = Daemon(
             ["--proto", "echo", "--listen", "tcp:0:interface=127.0.0.1", "--shutdown-timeout", "1"]
         )
+        self.addCleanup(daemon.stop)
         with socket.create_connection(daemon.address("echo"), timeout=5) as sock:
             self.assertTrue(echoes(sock))
             start = time.monotonic()
