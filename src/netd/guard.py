@@ -378,18 +378,22 @@ class GuardedProtocol(ProtocolWrapper):
         why = self.endReason or _why(reason)
         guard.stats.closed[why] += 1
         guard.stats.observeDuration(duration := guard.clock.seconds() - self.started)
+        if guard.policy.logConnections:
+            self._logEnd(duration, bytesIn, bytesOut, why)
+        self.wrappedProtocol = None
+        if not self._direct:  # in direct mode the transport has told the protocol itself
+            inner.connectionLost(reason)
+
+    def _logEnd(self, duration: float, bytesIn: int, bytesOut: int, why: str) -> None:
         self.log.info(
             "{service} {peer} closed after {duration:.3f}s, {bytesIn} bytes in, {bytesOut} bytes out: {reason}",
-            service=guard.name,
+            service=self.guard.name,
             peer=formatAddress(self.peer),
             duration=duration,
             bytesIn=bytesIn,
             bytesOut=bytesOut,
             reason=why,
         )
-        self.wrappedProtocol = None
-        if not self._direct:  # in direct mode the transport has told the protocol itself
-            inner.connectionLost(reason)
 
 
 def _proxyHosts(address: IAddress) -> tuple[str, ...]:

@@ -94,6 +94,18 @@ def tlsClientCA(value: object) -> ClientAuthorities:
     return loadClientAuthorities(value)
 
 
+def yesNo(value: object) -> bool:
+    """A switch given as a value: C{true}/C{false} in a file, C{yes}/C{no} on the command line."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("yes", "true", "on", "1"):
+        return True
+    if text in ("no", "false", "off", "0"):
+        return False
+    raise ValueError(f"expected yes or no, got {value!r}")
+
+
 def networks(value: object) -> tuple[str, ...]:
     """A list of CIDR strings; checked by L{AccessRules.parse} when the policy is built."""
     if isinstance(value, str):
@@ -123,6 +135,9 @@ class Policy:
         own UDP service ports; off, because that is how two servers loop (CVE-2024-2169).
     @ivar trustedProxies: the peers whose PROXY header a C{haproxy:} listener believes
         (loopback by default); anyone else could claim any client address.
+    @ivar logConnections: log one line per finished connection (xinetd's
+        C{log_on_success DURATION TRAFFIC}); off for a service whose connection rate
+        makes the log the bottleneck (the counters and metrics stay).
     @ivar tlsClientCA: for C{ssl:} listeners, the CAs one of which must have issued the
         client's certificate; C{None}: no client certificate is asked for.
     """
@@ -144,6 +159,7 @@ class Policy:
         default_factory=lambda: AccessRules.parse(["127.0.0.0/8", "::1"], ())
     )
     tlsClientCA: ClientAuthorities | None = None
+    logConnections: bool = True
 
 
 @dataclass(frozen=True)
@@ -250,6 +266,12 @@ POLICY_KEYS: tuple[PolicyKey, ...] = (
         boolean,
         "answer datagrams from this daemon's own UDP service ports",
         flag=True,
+    ),
+    PolicyKey(
+        "log-connections",
+        "logConnections",
+        yesNo,
+        "log one line per finished connection: yes (default) or no",
     ),
     PolicyKey(
         "tls-client-ca",
