@@ -341,12 +341,15 @@ class DaemonSettings:
         (0: no limit): a ceiling on what the daemon can reflect, whatever the sources.
     @ivar logFormat: C{"text"} (twistd's) or C{"json"} (one object per line).
     @ivar admin: the admin HTTP endpoint (health, metrics, status), or C{None} for none.
+    @ivar workers: processes serving every listener (L{netd.workers}); 1 serves in
+        this process, as netd always did.
     """
 
     shutdownTimeout: float = 5.0
     udpReplyBudget: float = 10000.0
     logFormat: str = "text"
     admin: str | None = None
+    workers: int = 1
 
 
 def adminEndpoint(value: object) -> str:
@@ -372,6 +375,22 @@ def adminEndpoint(value: object) -> str:
     if spec.kind != "stream":
         raise ValueError(f"the admin endpoint must be a stream endpoint, not {value!r}")
     return spec.description
+
+
+#: The most worker processes netd starts: a typo (C{--workers 200}) must not fork-bomb.
+MAX_WORKERS = 64
+
+
+def workerCount(value: object) -> int:
+    """A number of worker processes, from 1 to L{MAX_WORKERS}."""
+    problem = f"expected a whole number from 1 to {MAX_WORKERS}, got {value!r}"
+    try:
+        number = nonNegativeInt(value)
+    except ValueError:
+        raise ValueError(problem) from None
+    if not 1 <= number <= MAX_WORKERS:
+        raise ValueError(problem)
+    return number
 
 
 def _logFormat(value: object) -> str:
@@ -407,5 +426,11 @@ DAEMON_KEYS: tuple[PolicyKey, ...] = (
         "admin",
         adminEndpoint,
         "serve /healthz, /metrics, /services on this endpoint (a port means 127.0.0.1:port)",
+    ),
+    PolicyKey(
+        "workers",
+        "workers",
+        workerCount,
+        "processes sharing every listener, supervised by this one (1: serve in this process)",
     ),
 )

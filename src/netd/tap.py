@@ -15,8 +15,8 @@ from twisted.application.service import IService
 
 from netd.config import loadConfig
 from netd.daemon import Daemon
-from netd.options import CommandLineOptions, optionsFor
 from netd.options import Options as _Options
+from netd.options import optionsFor
 from netd.registry import DuplicateProtocol, Registry
 
 __all__ = ["makeService"]  # and Options, built on first use
@@ -32,24 +32,37 @@ def __getattr__(name: str) -> Any:
             registry = Registry.discover()
         except DuplicateProtocol as e:
             raise SystemExit(f"netd: {e}") from None
-        return optionsFor(registry, base=CommandLineOptions)
+        from netd.workers.parent import ArgumentOptions
+
+        return optionsFor(registry, base=ArgumentOptions)
     raise AttributeError(name)
 
 
 def makeService(options: _Options, reactor: Any = None) -> IService:
     """
     The daemon for parsed C{options}; C{reactor} defaults to the installed one.  A
-    configuration from a file is re-read from that file on SIGHUP.
+    configuration from a file is re-read from that file on SIGHUP.  With C{workers}
+    above 1, this process holds the listeners and supervises the worker processes
+    serving them (L{netd.workers}).
     """
     if reactor is None:
         from twisted.internet import reactor
     config = options.config
-    load = partial(loadConfig, config.path, options.registry) if config.path else None
-    daemon = Daemon(config, reactor, load)
+    collectors: list[Any] = []
+    if config.settings.workers > 1:
+        from netd.workers.parent import supervise
+
+        daemon, collectors = supervise(options, reactor)
+    else:
+        load = partial(loadConfig, config.path, options.registry) if config.path else None
+        daemon = Daemon(config, reactor, load)
     if config.settings.admin:
         from netd.admin import AdminService
 
-        AdminService(daemon, config.settings.admin, reactor).setServiceParent(daemon)
+        admin = AdminService(daemon, config.settings.admin, reactor)
+        for collector in collectors:
+            admin.registry.register(collector)
+        admin.setServiceParent(daemon)
     if os.environ.get("NOTIFY_SOCKET"):
         from netd.systemd import Notifier
 
