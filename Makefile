@@ -11,7 +11,7 @@ ARGS   ?= --proto echo
 # missing (the test machines run as root).
 TOOLS  := systemd-socket-activate:systemd systemd-analyze:systemd openssl:openssl haproxy:haproxy
 
-.PHONY: run test unit integration lint clean tools
+.PHONY: run test unit integration lint clean tools test-adversarial robustness
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -50,3 +50,36 @@ lint: $(VENV)/.installed
 
 clean:
 	rm -rf $(VENV) _trial_temp .pytest_cache build dist twisted/plugins/dropin.cache
+
+# make bench: netd against its peers under the shared harness (../shared/bench), ~25 min;
+# writes BENCHMARKS.md, benchmarks/bench.png and benchmarks/results/. REPS=5 for more
+# repetitions (default: the harness's 3). make bench-smoke: the seconds-long check CI runs.
+BENCH_HARNESS ?= ../shared/bench
+REPS          ?=
+
+.PHONY: bench bench-smoke bench-peers
+
+$(VENV)/.bench-installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	touch $@
+
+# xinetd (and openbsd-inetd) for the peers, through the harness's own script (needs root).
+bench-peers:
+	@command -v xinetd >/dev/null 2>&1 || sh $(BENCH_HARNESS)/peers/setup.sh
+
+bench: $(VENV)/.bench-installed bench-peers
+	BENCH_HARNESS=$(BENCH_HARNESS) $(BIN)/python benchmarks/publish.py $(if $(REPS),--reps $(REPS))
+
+bench-smoke: $(VENV)/.installed $(VENV)/.bench-installed
+	BENCH_HARNESS=$(BENCH_HARNESS) $(BIN)/trial tests.integration.test_bench_publish
+
+# make test-adversarial: the adversarial suite (tests/adversarial) at full size: floods of
+# thousands of connections, 1 GiB streams, UDP reflection, full and failing disks, SIGKILL,
+# broken reloads; ~4 min, root for the tmpfs/loop/raw-socket/netns scenarios. make test runs
+# the same files at CI size. make robustness: the same scenarios, then docs/ROBUSTNESS.md
+# from the figures they record (docs/robustness.py; --mode ci for the CI sizes).
+test-adversarial: $(VENV)/.installed tools bench-peers
+	NETD_ADVERSARIAL=full $(BIN)/pytest -q tests/adversarial
+
+robustness: $(VENV)/.installed tools bench-peers
+	$(BIN)/python docs/robustness.py

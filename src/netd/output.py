@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import errno
 import json
+import mmap
 import os
 import re
 from collections import deque
@@ -200,6 +201,11 @@ class OSFileSystem:
     def close(self, fd: int) -> None:
         os.close(fd)
 
+    def size(self, fd: int) -> tuple[int, int]:
+        """The file's size, and the block size its data is written back in."""
+        status = os.fstat(fd)
+        return status.st_size, max(status.st_blksize, mmap.PAGESIZE)
+
     def lastByte(self, path: str) -> bytes:
         try:
             with open(path, "rb") as f:
@@ -245,6 +251,8 @@ class JsonLinesFile(Service):
         self._fd: int | None = None
         #: the file ends with a fragment of a record: write a newline first
         self._midLine = False
+        #: an fsync failed: start what is written next on a fresh block
+        self._realign = False
         #: accepted, not yet written
         self._pending: deque[_Record] = deque()
         #: the records being written as one buffer, and how much of it is written
@@ -347,10 +355,30 @@ class JsonLinesFile(Service):
         if self._midLine:
             self._writeAll(b"\n")
             self._midLine = False
+        if self._realign:
+            self._padToBlock()
+            self._realign = False
         while self._batch or self._pending:
             if not self._batch:
                 self._nextBatch()
             self._writeBatch()
+
+    def _padToBlock(self) -> None:
+        """
+        After a failed fsync, pad the file with spaces up to the next block, and start
+        that block with a newline.
+
+        The blocks whose writeback failed may read back as zeros later (ext4 leaves
+        them unwritten), and so does whatever is written into them afterwards, even
+        under a successful fsync: the lines written again must start in a fresh block,
+        after a newline of their own, so the zeros spoil no line but theirs.  (Only
+        with a filesystem that tells the file size: L{OSFileSystem.size}.)
+        """
+        size = getattr(self.filesystem, "size", None)
+        if size is None or self._fd is None:
+            return
+        offset, block = size(self._fd)
+        self._writeAll(b" " * (-offset % block) + b"\n")
 
     def _nextBatch(self) -> None:
         """Take pending records, up to L{BATCH_BYTES}, as the next buffer to write."""
@@ -413,6 +441,7 @@ class JsonLinesFile(Service):
             self.filesystem.fsync(self._fd)
         except OSError:
             self._pending.extendleft(reversed(records))
+            self._realign = True
             raise
         self.fsyncs += 1
         self._lastSync = self.clock.seconds()

@@ -177,6 +177,13 @@ class Answers:
 #: Why a connection is not being read (see L{LineLogger}).
 FILE_FULL = "file full"
 ACKS_UNREAD = "acks unread"
+NEXT_TURN = "next turn"
+
+#: Lines one connection hands over per reactor turn at most.  Every line costs a log
+#: event (tens of microseconds), and a read brings up to 64 KiB: thousands of short
+#: lines.  Without a budget, each client flooding lines held the reactor for a whole
+#: read per turn, and every other connection of the daemon waited for all of them.
+LINES_PER_TURN = 64
 
 
 @implementer(IPushProducer)
@@ -191,6 +198,10 @@ class LineLogger(LineReceiver):
     not fit is kept here and the connection is not read until the file has drained;
     with C{ack}, a client that does not read its answers is not read either (this is its
     transport's producer).  So a connection holds at most one read and one line.
+
+    Fairness: after L{LINES_PER_TURN} lines the connection stops being read and hands
+    over the rest of its read on the next reactor turn, so other connections are served
+    in between.
     """
 
     delimiter = b"\n"
@@ -198,6 +209,8 @@ class LineLogger(LineReceiver):
     _parked: tuple[bytes | None, Done | None] | None = None
     _lost = False
     _overlong = False
+    _turnLines = 0
+    _nextTurn: Any = None
 
     def connectionMade(self) -> None:
         self.sink: LineSink = self.factory.sink
@@ -209,6 +222,10 @@ class LineLogger(LineReceiver):
             self.answers = Answers(self.transport)
             self.transport.registerProducer(self, True)
 
+    def dataReceived(self, data: bytes) -> None:
+        self._turnLines = 0  # one read (or one resumption) per reactor turn
+        super().dataReceived(data)
+
     def lineReceived(self, line: bytes) -> None:
         if line.endswith(b"\r"):
             line = line[:-1]
@@ -217,6 +234,17 @@ class LineLogger(LineReceiver):
             return
         record = self.sink.received(self.peer, line)
         self._offer(record, self.answers.expect() if self.answers is not None else None)
+        self._turnLines += 1
+        if self._turnLines >= LINES_PER_TURN and not self._lost and self._nextTurn is None:
+            self._hold(NEXT_TURN)
+            self._nextTurn = self.sink.context.clock.callLater(0, self._turnAgain)
+
+    def _turnAgain(self) -> None:
+        self._nextTurn = None
+        if self._overlong:  # closing: nothing more is read
+            self._holds.discard(NEXT_TURN)
+            return
+        self._release(NEXT_TURN)
 
     def _offer(self, record: bytes | None, done: Done | None) -> None:
         output = self.sink.output
@@ -279,6 +307,9 @@ class LineLogger(LineReceiver):
         """
         self._lost = True
         self.answers = None
+        if self._nextTurn is not None:
+            self._nextTurn.cancel()
+            self._nextTurn = None
         parked, self._parked = self._parked, None
         if parked is not None:
             self._offer(parked[0], None)
