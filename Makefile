@@ -9,7 +9,7 @@ ARGS   ?= --proto echo
 
 # Debian tools the integration tests drive for real (command:package); installed when
 # missing (the test machines run as root).
-TOOLS  := systemd-socket-activate:systemd systemd-analyze:systemd openssl:openssl haproxy:haproxy
+TOOLS  := systemd-socket-activate:systemd systemd-analyze:systemd openssl:openssl haproxy:haproxy xinetd:xinetd
 
 .PHONY: run test unit integration lint clean tools test-adversarial robustness
 
