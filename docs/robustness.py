@@ -273,7 +273,7 @@ def render(
 ) -> str:
     when = datetime.datetime.fromtimestamp(
         max((e.get("recorded", 0) for e in results.values()), default=time.time()),
-        tz=datetime.timezone.utc,
+        tz=datetime.UTC,
     )
     lines = [
         "# netd under attack: the robustness report",

@@ -47,6 +47,12 @@ __all__ = [
 #: Bigger than any UDP payload, so an echoed datagram is never silently truncated
 #: (Twisted's default C{maxPacketSize} is 8192).
 MAX_DATAGRAM = 65535
+#: The listen backlog of a C{tcp:}, C{tcp6:}, C{unix:} or C{ssl:} listener that names
+#: none.  Twisted's 50 overflowed at any burst of connections faster than the reactor
+#: accepts them: the kernel then drops the SYN and the client waits for a retransmission
+#: (1 s, then 3 s); 2,500 connections opened in a row took 23 s instead of 0.07 s.  The
+#: kernel caps it at C{net.core.somaxconn}.
+DEFAULT_BACKLOG = 1024
 
 
 class BadListen(ValueError):
@@ -223,7 +229,7 @@ class ListenSpec:
             clientCA = (lambda: policy().tlsClientCA) if policy is not None else (lambda: None)
             tls = TLSServerEndpoint(reactor, _tlsListen(inner), clientCA)
             return cast(IStreamServerEndpoint, tls)
-        endpoint = serverFromString(reactor, inner)
+        endpoint = serverFromString(reactor, _withBacklog(inner))
         if inner.startswith("systemd:"):
             return cast(IStreamServerEndpoint, InheritedStreamEndpoint(reactor, endpoint.fileno))
         return cast(IStreamServerEndpoint, endpoint)
@@ -282,6 +288,14 @@ _TLS_REFUSED = {
 }
 
 
+def _withBacklog(description: str) -> str:
+    """C{description} (tcp, tcp6, unix) with C{backlog=}L{DEFAULT_BACKLOG} unless it names one."""
+    (kind, *_), kwargs = splitDescription(description)
+    if kind in ("tcp", "tcp6", "unix") and "backlog" not in kwargs:
+        return f"{description}:backlog={DEFAULT_BACKLOG}"
+    return description
+
+
 def _tlsListen(description: str) -> TLSListen:
     """
     C{ssl:PORT:privateKey=KEY[:certKey=CERT][:interface=ADDR][:backlog=N]
@@ -307,7 +321,7 @@ def _tlsListen(description: str) -> TLSListen:
             f"bad listen endpoint {description!r}: "
             "expected ssl:PORT:privateKey=KEY:certKey=CERT[:interface=ADDR]"
         )
-    backlog = kwargs.get("backlog", "50")
+    backlog = kwargs.get("backlog", str(DEFAULT_BACKLOG))
     if not backlog.isdigit() or int(backlog) < 1:
         raise BadListen(
             f"bad listen endpoint {description!r}: backlog {backlog!r} is not a number >= 1"
