@@ -7,6 +7,7 @@ meanwhile.  (CI mode: 256 MiB streams.)
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import socket
 import threading
@@ -27,6 +28,7 @@ from tests.adversarial.scenarios import (
     serve,
     size,
     source,
+    waitUntil,
 )
 
 #: Bytes in each stream.
@@ -157,10 +159,18 @@ class OversizeTests(SynchronousTestCase):
                 row = stream(daemon.address(service), STREAM, host, read=read, newline=newline)
             row["rss growth MiB"] = memory.growthMiB
             rows[label] = row
-        received = {
-            service: int(daemon.metrics().value("netd_received_bytes_total", service=service))
-            for service in ("echo", "discard", "logger", "linelogger")
-        }
+
+        def received() -> dict[str, int]:
+            metrics = daemon.metrics()
+            return {
+                service: int(metrics.value("netd_received_bytes_total", service=service))
+                for service in ("echo", "discard", "logger", "linelogger")
+            }
+
+        # The client is done once the kernel has the bytes; netd may still be reading.
+        with contextlib.suppress(AssertionError):
+            waitUntil(lambda: min(received()[s] for s in ("discard", "logger")) >= STREAM, 20, "")
+        counted = received()
         tooLong = daemon.logged("over the 16384-byte limit")
         with PeakMemory(daemon.process.pid) as memory:
             grams = {
@@ -187,7 +197,7 @@ class OversizeTests(SynchronousTestCase):
             ),
             did=(
                 "the line logger logged the line as over-long and dropped the connection after"
-                f" reading {received['linelogger'] / 1024:.0f} KiB (one read; the limit is 16 KiB);"
+                f" reading {counted['linelogger'] / 1024:.0f} KiB (one read; the limit is 16 KiB);"
                 f" the client got {line['error']} once {line['sent'] / MiB:.1f} MiB sat in kernel"
                 f" buffers; echo returned {rows['echo']['echoed'] / MiB:.0f} of"
                 f" {rows['echo']['sent'] / MiB:.0f} MiB; discard and the logger read it all;"
@@ -200,22 +210,22 @@ class OversizeTests(SynchronousTestCase):
             ),
             figures={
                 "streams": rows,
-                "received by netd": received,
+                "received by netd": counted,
                 "datagram replies": grams,
                 "datagram rss growth MiB": datagramGrowth,
                 "probe": probed,
             },
         )
         self.assertIn("linelogger", tooLong)
-        self.assertLess(received["linelogger"], MAX_LINE + 2 * 65536 + 4096)
+        self.assertLess(counted["linelogger"], MAX_LINE + 2 * 65536 + 4096)
         self.assertLess(line["sent"], STREAM)
         self.assertIsNotNone(line["error"])
         self.assertEqual(rows["echo"]["echoed"], STREAM)
         for label in ("echo", "discard", "logger"):
             self.assertEqual(rows[label]["sent"], STREAM, label)
             self.assertIsNone(rows[label]["error"], label)
-        self.assertEqual(received["discard"], STREAM)
-        self.assertEqual(received["logger"], STREAM)
+        self.assertEqual(counted["discard"], STREAM)
+        self.assertEqual(counted["logger"], STREAM)
         for label, row in rows.items():
             self.assertLess(row["rss growth MiB"], GROWTH_MiB, label)
         self.assertEqual(grams["echo"], DATAGRAM_V4)

@@ -12,6 +12,7 @@ import re
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
@@ -170,8 +171,11 @@ class ServiceTests(ClientTestCase):
 
     def test_unixEcho(self) -> None:
         """Echo works over a unix socket."""
-        path = os.path.join(os.path.abspath(self.mktemp()), "echo.sock")
-        os.makedirs(os.path.dirname(path))
+        # A short directory: a unix socket path may not exceed 107 bytes, and the test
+        # tree under a CI checkout can be deep.
+        directory = tempfile.mkdtemp(prefix="netd-client-")
+        self.addCleanup(shutil.rmtree, directory, True)
+        path = os.path.join(directory, "echo.sock")
         # The harness reads TCP/UDP addresses from the log; for a path, poll the socket.
         daemon = Daemon(["--proto", "echo", "--listen", f"unix:{path}"], wait=False)
         self.addCleanup(daemon.stop)
