@@ -28,8 +28,7 @@ import tempfile
 import threading
 import time
 import urllib.request
-from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -50,6 +49,7 @@ __all__ = [
     "PeakMemory",
     "TCP",
     "UDP",
+    "closeAll",
     "closedWithin",
     "configFile",
     "connect",
@@ -209,10 +209,11 @@ class Metrics:
 
     def byLabel(self, name: str, label: str, **labels: str) -> dict[str, float]:
         """C{name}'s samples matching C{labels}, keyed by C{label} (e.g. refusal reasons)."""
-        found: Counter[str] = Counter()
+        found: dict[str, float] = {}
         for sampleName, sampleLabels, value in self.samples:
             if sampleName == name and all(sampleLabels.get(k) == v for k, v in labels.items()):
-                found[sampleLabels.get(label, "")] += value
+                key = sampleLabels.get(label, "")
+                found[key] = found.get(key, 0.0) + value
         return {k: v for k, v in found.items() if v}
 
 
@@ -353,7 +354,7 @@ def connect(address: tuple[str, int], host: str = LOOP, timeout: float = 5.0) ->
 def roundTrips(sock: socket.socket, until: Callable[[int], bool], size: int = 64) -> list[float]:
     """Echo round trips on C{sock} (seconds each) until C{until(count)} is true."""
     payload = b"r" * size
-    times = []
+    times: list[float] = []
     while not until(len(times)):
         start = time.perf_counter()
         sock.sendall(payload)
@@ -395,6 +396,13 @@ class EchoProbe(threading.Thread):
             "max ms": ms(max(self.times, default=0)),
             "error": repr(self.error) if self.error else None,
         }
+
+
+def closeAll(*groups: Iterable[socket.socket]) -> None:
+    """Close every socket of C{groups}."""
+    for group in groups:
+        for sock in group:
+            sock.close()
 
 
 def percentile(values: Sequence[float], p: float) -> float:

@@ -92,6 +92,10 @@ def udpFlood(target: tuple[str, int], count: int, rate: float = RATE) -> dict[st
     return {"sent": sent, "replies": replies, "replyBytes": replyBytes, "seconds": elapsed}
 
 
+def byReason(counts: dict[str, float]) -> str:
+    return ", ".join(f"{reason} {int(count)}" for reason, count in counts.items()) or "none"
+
+
 def ratios(received: float, replies: int, replyBytes: int) -> tuple[float, float]:
     """Bytes out / bytes in: payload only, and on the wire (28 header bytes each)."""
     if not received:
@@ -153,13 +157,17 @@ class ReflectionTests(SynchronousTestCase):
             ),
             did=(
                 f"no reply to any of the {len(netdAttacks)} ({netdReplies} reply packets on the"
-                f" wire); dropped by reason: {data['netdDropped']}; the control datagram from"
+                f" wire); dropped by reason: {byReason(data['netdDropped'])}; the control datagram from"
                 f" port 40000 was answered by all {netdAnswered[control]} services. A 0.0.0.0"
                 " source cannot be sent: the kernel fills in a zero source address (raw(7)), so"
                 f" it left as {', '.join(zero) or 'nothing'} with a checksum that no longer"
                 " matched and the kernel dropped it; tests/test_datagram.py covers it"
             ),
             figures={
+                "datagrams from loop or forged sources": len(netdAttacks),
+                "answered by netd": sum(netdAnswered[a] for a in attacks),
+                "answered by xinetd": sum(xinetdAnswered[a] for a in attacks),
+                "netd drops by reason": data["netdDropped"],
                 f"replies by source (netd, of {len(services)} services)": netdAnswered,
                 f"replies by source (xinetd, of {len(services)} services)": xinetdAnswered,
             },
@@ -228,7 +236,15 @@ class ReflectionTests(SynchronousTestCase):
                 f" per service capped at {', '.join(f'{k} {v}' for k, v in capped.items())}"
                 f" (worst on-wire ratio {worst['wire ratio'] if worst else 0}, {worst['service'] if worst else ''})"
             ),
-            figures={"per service": rows},
+            figures={
+                "wire ratio, limits off": {
+                    r["service"]: r["wire ratio"]
+                    for r in rows
+                    if r["server"] == "netd" and r["limits"] == "off"
+                },
+                "replies, defaults": capped,
+                "per service": rows,
+            },
             xinetd=xinetdLine,
         )
         for row in rows:

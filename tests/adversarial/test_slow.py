@@ -16,12 +16,14 @@ import time
 
 from twisted.trial.unittest import SynchronousTestCase
 
+from netd.protocols.logger import LINES_PER_TURN
 from tests.adversarial.scenarios import (
     LOOP,
     TCP,
     CloseWatcher,
     EchoProbe,
     PeakMemory,
+    closeAll,
     closedWithin,
     configFile,
     connect,
@@ -105,7 +107,7 @@ class IdleHoldTests(SynchronousTestCase):
         before = daemon.rssKiB()
         opened: list[float] = []
         socks: list[socket.socket] = []
-        self.addCleanup(lambda: [s.close() for s in socks])
+        self.addCleanup(closeAll, socks)
         stop = threading.Event()
         self.addCleanup(stop.set)
         watcher = CloseWatcher()
@@ -275,7 +277,7 @@ class StalledClientTests(SynchronousTestCase):
         daemon = serve(self, ["--config", configFile(self, STALL_CONFIG)], expect=4, quiet=QUIET)
         hosts = [source(i) for i in range(SOURCES)]
         groups: dict[str, list[socket.socket]] = {}
-        self.addCleanup(lambda: [s.close() for group in groups.values() for s in group])
+        self.addCleanup(lambda: closeAll(*groups.values()))
         stop = threading.Event()
         self.addCleanup(stop.set)
         probe = EchoProbe(daemon.address("echo"), source(SOURCES + 1))
@@ -344,7 +346,7 @@ class StalledClientTests(SynchronousTestCase):
         daemon = serve(self, ["--config", configFile(self, config)], expect=3, quiet=QUIET)
         hosts = [source(i) for i in range(SOURCES)]
         groups: dict[str, list[socket.socket]] = {}
-        self.addCleanup(lambda: [s.close() for group in groups.values() for s in group])
+        self.addCleanup(lambda: closeAll(*groups.values()))
         probe = EchoProbe(daemon.address("echo"), source(SOURCES + 1))
         probe.start()
         line = b"a line whose OK nobody reads\n"
@@ -384,8 +386,8 @@ class StalledClientTests(SynchronousTestCase):
                 f" {LINELOG_BUFFER_FACTOR} × max-buffer + {LINELOG_PER_CONNECTION_KiB} KiB per"
                 f" connection = {bound:.0f} MiB: max-buffer counts line bytes, and each short"
                 " line costs several times its size in Python objects); the echo client's p99"
-                f" {probed['p99 ms']} ms, max {probed['max ms']} ms (one reactor turn logs every"
-                " line read from every ready client)"
+                f" {probed['p99 ms']} ms, max {probed['max ms']} ms (a reactor turn logs up to"
+                f" {LINES_PER_TURN} lines from each of the {STALLED} ready clients)"
             ),
             figures=figures,
         )
