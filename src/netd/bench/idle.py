@@ -13,28 +13,17 @@ from __future__ import annotations
 import asyncio
 import time
 
-from netd.bench.job import Job, Window, sleepUntil
+from netd.bench.job import Window, sleepUntil
 from netd.bench.pattern import streamBase
-from netd.bench.rr import ClosedLoop
-from netd.bench.tally import Tally
-from netd.bench.tcp import PING, Stream, establish, openStream, waitIdle
+from netd.bench.rr import ClosedLoop, EstablishedMode
+from netd.bench.tcp import PING, Stream, openStream, waitIdle
 
 __all__ = ["Idle"]
 
 
-class Idle:
+class Idle(EstablishedMode):
     """The C{idle} mode for one worker: C{job.count} idle connections, and the active one
     if C{job.active}."""
-
-    def __init__(self, job: Job, tally: Tally) -> None:
-        self.job = job
-        self.tally = tally
-        self.streams: list[Stream] = []
-
-    async def setup(self) -> None:
-        started = time.monotonic_ns()
-        self.streams = await establish(self.job, self.tally, self.job.options.setupLimit)
-        self.tally.setupNs = time.monotonic_ns() - started
 
     async def measure(self, window: Window) -> None:
         if self.job.active:

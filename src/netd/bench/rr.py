@@ -62,8 +62,8 @@ class ClosedLoop:
             stream.fail("incomplete_at_end")
 
 
-class RequestResponse:
-    """The C{rr} mode for one worker: C{job.count} connections in a closed loop."""
+class EstablishedMode:
+    """A mode that opens C{job.count} verified connections first (rr and idle)."""
 
     def __init__(self, job: Job, tally: Tally) -> None:
         self.job = job
@@ -74,6 +74,10 @@ class RequestResponse:
         started = time.monotonic_ns()
         self.streams = await establish(self.job, self.tally, self.job.options.setupLimit)
         self.tally.setupNs = time.monotonic_ns() - started
+
+
+class RequestResponse(EstablishedMode):
+    """The C{rr} mode for one worker: C{job.count} connections in a closed loop."""
 
     async def measure(self, window: Window) -> None:
         loop = ClosedLoop(self.job.options.size, window, self.tally)
