@@ -29,12 +29,12 @@ from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.python.failure import Failure
 
 from netd.admin import AdminService
-from netd.daemon import Daemon
-from netd.endpoint import parseListen
-from netd.guard import GuardedFactory
-from netd.model import DaemonConfig, ServiceConfig
-from netd.policy import buildPolicy
+from netd.admission.guard import GuardedFactory
+from netd.config.model import DaemonConfig, ServiceConfig
+from netd.config.policy import buildPolicy
+from netd.listen.endpoint import parseListen
 from netd.registry import Registry
+from netd.serving.daemon import Daemon
 
 PEER = IPv4Address("TCP", "192.0.2.7", 40000)
 PAYLOAD = b"x" * 64

@@ -532,7 +532,7 @@ def machineSection(data: Data) -> list[str]:
     rows = [[f"`{s}`", DESCRIBE.get(s, "")] for s in data.servers]
     L += table(["name", "what"], rows) + [""]
     L += [
-        "netd runs on its own epoll reactor (`netd.fastreactor.NetdEPollReactor`: Twisted's, "
+        "netd runs on its own epoll reactor (`netd.fastpath.reactor.NetdEPollReactor`: Twisted's, "
         "with eager writes, `TCP_NODELAY` and a leaner event dispatch); the peers keep their "
         "library defaults (Twisted leaves Nagle on, asyncio and uvloop turn it off; socketserver "
         "listens with a backlog of 5 and forks at most 40 children).",

@@ -265,7 +265,7 @@ FINDINGS = """\
   written again went with them, although its own fsync had succeeded (2 runs in 3 lost
   an acknowledged line).  After a failed fsync netd now pads the file with spaces to
   the next block and starts the fresh block with a newline before writing again
-  (`netd.output`; regression: `tests/adversarial/test_regressions.py`).  The file may
+  (`netd.logs.output`; regression: `tests/adversarial/test_regressions.py`).  The file may
   then hold one line of spaces and, after a remount, one line of zeros per failure
   episode: neither is a JSON record, and no record is lost.
 - **A burst of connections waited seconds in the kernel (fixed).** Listeners took
@@ -274,7 +274,7 @@ FINDINGS = """\
   little behind, the kernel dropped the SYN (`TcpExtListenOverflows`) and each such
   client waited a 1 s retransmission; the 5,100-connection idle hold took 23-37 s to
   open.  A `tcp:`, `tcp6:`, `unix:` or `ssl:` listener that names no `backlog=` now
-  listens with 1024 (`netd.endpoint.DEFAULT_BACKLOG`; the kernel caps it at
+  listens with 1024 (`netd.listen.endpoint.DEFAULT_BACKLOG`; the kernel caps it at
   `net.core.somaxconn`): 2,500 connections in 0.07 s, the idle hold's 5,100 in 0.2-0.3
   s.  (Twisted's default; an explicit `backlog=` is kept.  Regression:
   `tests/adversarial/test_regressions.py`.)

@@ -1,5 +1,5 @@
 """
-Tests for L{netd.access}: per-service CIDR allow/deny rules.
+Tests for L{netd.admission.access}: per-service CIDR allow/deny rules.
 """
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import ipaddress
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from netd.access import AccessRules, BadRule
+from netd.admission.access import AccessRules, BadRule
 
 
 def rules(allow: list[str] | None = None, deny: list[str] | None = None) -> AccessRules:

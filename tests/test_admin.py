@@ -32,11 +32,11 @@ from netd.admin.collector import DaemonCollector
 from netd.admin.metrics import daemonRegistry
 from netd.admin.site import AdminSite, adminRoot
 from netd.admin.tutorial import makeApplication
-from netd.daemon import Daemon
+from netd.admission.guard import GuardedFactory, ServiceGuard
+from netd.config.policy import POLICY_KEYS, buildPolicy
 from netd.errors import StartupError
-from netd.guard import GuardedFactory, ServiceGuard
-from netd.policy import POLICY_KEYS, buildPolicy
 from netd.protocols import simple
+from netd.serving.daemon import Daemon
 from netd.stats import DURATION_BUCKETS
 from netd.tap import makeService
 from tests.support import PEER, makeContext

@@ -1,5 +1,5 @@
 """
-Tests for L{netd.admission}: the rules a new connection must pass, and the live counts.
+Tests for L{netd.admission.rules}: the rules a new connection must pass, and the live counts.
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from typing import Any
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from netd.access import AccessRules
-from netd.admission import (
+from netd.admission.access import AccessRules
+from netd.admission.rules import (
     AccessRule,
     Admission,
     LiveCounts,
@@ -18,7 +18,7 @@ from netd.admission import (
     SourceLimitRule,
     TotalLimitRule,
 )
-from netd.policy import buildPolicy
+from netd.config.policy import buildPolicy
 
 #: Every limit off: an admission built from this has no rules at all.
 NOTHING: dict[str, Any] = {"max-connections": 0, "max-per-source": 0, "rate": 0}

@@ -10,13 +10,13 @@ from typing import cast
 
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
-from netd.config import ConfigFileError, loadConfig, parseConfig
+from netd.config.file import ConfigFileError, loadConfig, parseConfig
+from netd.config.model import DaemonConfig, ServiceConfig
+from netd.config.options import optionsFor
+from netd.config.policy import DaemonSettings, Policy
 from netd.interfaces import DATAGRAM, STREAM, INetdProtocol
-from netd.model import DaemonConfig, ServiceConfig
-from netd.options import optionsFor
 from netd.plugin import Option, ProtocolPlugin, positiveInt
 from netd.plugin import text as textOption
-from netd.policy import DaemonSettings, Policy
 from netd.registry import Registry
 from tests.support import builtins
 

@@ -1,5 +1,5 @@
 """
-Tests for L{netd.datagram}: the checks in front of every datagram service, around a
+Tests for L{netd.admission.datagram}: the checks in front of every datagram service, around a
 real echo on a recording transport.
 """
 
@@ -12,8 +12,8 @@ from twisted.internet.testing import EventLoggingObserver
 from twisted.logger import Logger
 from twisted.trial.unittest import SynchronousTestCase
 
-from netd.datagram import GuardedDatagram, SharedLimits, badSourceAddress, badSourcePort
-from netd.policy import buildPolicy
+from netd.admission.datagram import GuardedDatagram, SharedLimits, badSourceAddress, badSourcePort
+from netd.config.policy import buildPolicy
 from netd.protocols import simple
 from netd.stats import ServiceStats
 from tests.support import FakeDatagramTransport, makeContext

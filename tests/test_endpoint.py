@@ -9,14 +9,14 @@ from twisted.internet.protocol import DatagramProtocol
 from twisted.internet.testing import MemoryReactor
 from twisted.trial.unittest import SynchronousTestCase
 
-from netd.endpoint import (
+from netd.interfaces import DATAGRAM, STREAM
+from netd.listen.endpoint import (
     MAX_DATAGRAM,
     BadListen,
     DatagramServerEndpoint,
     parseListen,
     splitDescription,
 )
-from netd.interfaces import DATAGRAM, STREAM
 
 
 class ParseListenTests(SynchronousTestCase):

@@ -1,5 +1,5 @@
 """
-Tests for L{netd.guard}: every stream connection through admission, the PROXY header,
+Tests for L{netd.admission.guard}: every stream connection through admission, the PROXY header,
 timeouts, accounting and its one closing log line, on in-memory transports.
 """
 
@@ -20,15 +20,15 @@ from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
-from netd.access import AccessRules
-from netd.guard import (
+from netd.admission.access import AccessRules
+from netd.admission.guard import (
     PROXY_HEADER_TIMEOUT,
     GuardedFactory,
     GuardedProtocol,
     RefusedBanner,
     ServiceGuard,
 )
-from netd.policy import buildPolicy
+from netd.config.policy import buildPolicy
 from netd.protocols import clock as clockProtocols
 from netd.protocols import simple
 from tests.support import makeContext

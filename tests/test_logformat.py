@@ -1,5 +1,5 @@
 """
-Tests for L{netd.logformat}: log events as JSON lines, written where twistd writes its log.
+Tests for L{netd.logs.format}: log events as JSON lines, written where twistd writes its log.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from twisted.python.reflect import namedAny
 from twisted.scripts._twistd_unix import ServerOptions, UnixAppLogger
 from twisted.trial.unittest import SynchronousTestCase
 
-from netd import logformat
-from netd.logformat import (
+from netd.logs import format as logformat
+from netd.logs.format import (
     configuredJSONObserver,
     eventAsJSON,
     jsonObserverFactory,
@@ -423,14 +423,14 @@ class TwistdProcessTests(SynchronousTestCase):
         self.assertIn(process.wait(timeout=10), (0, -signal.SIGTERM), self.stderrText())
 
     def test_stdoutIsJSONLines(self) -> None:
-        """C{twistd -n --logger netd.logformat.stdoutJSONObserver netd ...} logs only JSON lines on stdout."""
+        """C{twistd -n --logger netd.logs.format.stdoutJSONObserver netd ...} logs only JSON lines on stdout."""
         process = self.start(
             "from twisted.scripts.twistd import run; run()",
             [
                 "-n",
                 "--pidfile=",
                 "--logger",
-                "netd.logformat.stdoutJSONObserver",
+                "netd.logs.format.stdoutJSONObserver",
                 "netd",
                 "--proto",
                 "echo",
@@ -456,7 +456,7 @@ class TwistdProcessTests(SynchronousTestCase):
             self.assertIsInstance(record["message"], str)
             self.assertIn(record["level"], {"debug", "info", "warn", "error", "critical"})
         [listening] = [r for r in records if "listening on" in r["message"]]
-        self.assertEqual(listening["namespace"], "netd.listener.Listener")
+        self.assertEqual(listening["namespace"], "netd.serving.listener.Listener")
         self.assertEqual(listening["service"], "echo")
 
         # An echo reply means the reactor runs, so its SIGTERM handler is in place.
@@ -477,13 +477,13 @@ class TwistdProcessTests(SynchronousTestCase):
             raise self.skipTest("no SIGUSR1 on this platform")
         path = os.path.abspath(self.mktemp())
         process = self.start(
-            "from netd.logformat import useJSONLogging; from twisted.scripts.twistd import run; "
+            "from netd.logs.format import useJSONLogging; from twisted.scripts.twistd import run; "
             f"useJSONLogging({{'logfile': {path!r}, 'nodaemon': True}}); run()",
             [
                 "-n",
                 "--pidfile=",
                 "--logger",
-                "netd.logformat.configuredJSONObserver",
+                "netd.logs.format.configuredJSONObserver",
                 "netd",
                 "--proto",
                 "echo",

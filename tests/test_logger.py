@@ -13,8 +13,8 @@ from twisted.internet.testing import EventLoggingObserver
 from twisted.logger import globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
-from netd.model import resolveSettings
-from netd.output import RETRY_MAX, jsonLine
+from netd.config.model import resolveSettings
+from netd.logs.output import RETRY_MAX, jsonLine
 from netd.plugin import ServiceContext
 from netd.protocols import logger
 from tests.support import bindDatagram, builtins, connect, makeContext

@@ -7,8 +7,8 @@ from __future__ import annotations
 from twisted.python.usage import UsageError
 from twisted.trial.unittest import SynchronousTestCase
 
+from netd.config.options import CommandLineOptions, Options, optionsFor
 from netd.interfaces import DATAGRAM, STREAM
-from netd.options import CommandLineOptions, Options, optionsFor
 from netd.reactor import ReactorConflict, ReactorUnavailable
 from tests.support import builtins
 

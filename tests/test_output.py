@@ -16,7 +16,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
-from netd.output import (
+from netd.logs.output import (
     ALWAYS,
     BATCH_BYTES,
     DEFAULT_FSYNC,

@@ -1,5 +1,5 @@
 """
-Tests for L{netd.proxyheader}: reading a PROXY protocol header however it is split.
+Tests for L{netd.admission.proxyheader}: reading a PROXY protocol header however it is split.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import struct
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.trial.unittest import SynchronousTestCase
 
-from netd.proxyheader import InvalidProxyHeader, ProxyHeaderParser
+from netd.admission.proxyheader import InvalidProxyHeader, ProxyHeaderParser
 
 V1 = b"PROXY TCP4 203.0.113.9 192.0.2.1 5555 7\r\n"
 SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"

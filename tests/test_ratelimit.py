@@ -1,5 +1,5 @@
 """
-Tests for L{netd.ratelimit}.
+Tests for L{netd.admission.ratelimit}.
 """
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from __future__ import annotations
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from netd.ratelimit import BucketMap, ConcurrencyMap, TokenBucket, sourceKey
+from netd.admission.ratelimit import BucketMap, ConcurrencyMap, TokenBucket, sourceKey
 
 
 class SourceKeyTests(SynchronousTestCase):

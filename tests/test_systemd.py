@@ -26,17 +26,17 @@ from twisted.logger import globalLogPublisher
 from twisted.python.systemd import ListenFDs
 from twisted.trial.unittest import SynchronousTestCase
 
-from netd.config import loadConfig
-from netd.daemon import Daemon
-from netd.endpoint import (
+from netd.config.file import loadConfig
+from netd.interfaces import DATAGRAM
+from netd.listen.endpoint import (
     MAX_DATAGRAM,
     BadListen,
     InheritedDatagramEndpoint,
     InheritedStreamEndpoint,
     parseListen,
 )
-from netd.interfaces import DATAGRAM
-from netd.systemd import (
+from netd.serving.daemon import Daemon
+from netd.serving.systemd import (
     MAX_STATUS,
     Notifier,
     NotifySocket,

@@ -12,9 +12,9 @@ from twisted.internet.testing import EventLoggingObserver, MemoryReactorClock, R
 from twisted.logger import globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
-from netd.daemon import Daemon
+from netd.config.options import optionsFor
 from netd.errors import StartupError
-from netd.options import optionsFor
+from netd.serving.daemon import Daemon
 from netd.tap import makeService
 from tests.support import builtins
 from tests.test_endpoint import RecordingUDPReactor

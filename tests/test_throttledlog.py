@@ -1,5 +1,5 @@
 """
-Tests for L{netd.throttledlog}: one log line per key per interval, in bounded memory.
+Tests for L{netd.logs.throttled}: one log line per key per interval, in bounded memory.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from twisted.internet.testing import EventLoggingObserver
 from twisted.logger import Logger
 from twisted.trial.unittest import SynchronousTestCase
 
-from netd.throttledlog import ThrottledLog
+from netd.logs.throttled import ThrottledLog
 
 FORMAT = "{peer} refused ({repeats} in the last minute)"
 

@@ -23,12 +23,12 @@ from twisted.internet.testing import MemoryReactor, StringTransport
 from twisted.python.usage import UsageError
 from twisted.trial.unittest import SynchronousTestCase
 
-from netd.config import parseConfig
-from netd.endpoint import BadListen, parseListen
+from netd.config.file import parseConfig
+from netd.config.options import optionsFor
+from netd.config.policy import Policy, PolicyError, buildPolicy
 from netd.interfaces import STREAM
-from netd.options import optionsFor
-from netd.policy import Policy, PolicyError, buildPolicy
-from netd.tls import (
+from netd.listen.endpoint import BadListen, parseListen
+from netd.listen.tls import (
     ClientAuthorities,
     TLSContexts,
     TLSFactory,

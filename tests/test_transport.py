@@ -17,12 +17,12 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 
-from netd.fastreactor import NetdEPollReactor
-from netd.guard import GuardedFactory, ServiceGuard
-from netd.policy import buildPolicy
+from netd.admission.guard import GuardedFactory, ServiceGuard
+from netd.config.policy import buildPolicy
+from netd.fastpath.reactor import NetdEPollReactor
+from netd.fastpath.transport import EagerTCPServer, FastUDPPort
 from netd.protocols.simple import buildEcho
 from netd.reactor import installedReactorName
-from netd.transport import EagerTCPServer, FastUDPPort
 from tests.support import makeContext
 
 

@@ -27,10 +27,10 @@ from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from netd.admin.metrics import daemonRegistry
-from netd.config import ConfigFileError
-from netd.daemon import Daemon
-from netd.options import optionsFor
-from netd.policy import DaemonSettings, Policy
+from netd.config.file import ConfigFileError
+from netd.config.options import optionsFor
+from netd.config.policy import DaemonSettings, Policy
+from netd.serving.daemon import Daemon
 from netd.stats import ServiceStats
 from netd.tap import makeService
 from netd.workers.metrics import WorkersCollector, WorkerTotals
@@ -642,13 +642,13 @@ class WorkerProtocolTests(SynchronousTestCase):
         record = {
             "time": "2026-11-21T14:30:00.250Z",
             "level": "warn",
-            "namespace": "netd.guard",
+            "namespace": "netd.admission.guard",
             "message": "echo refused",
             "service": "echo",
         }
         self.protocol.childDataReceived(1, json.dumps(record).encode() + b"\n")
         [event] = self.events
-        self.assertEqual(event["log_namespace"], "netd.guard")
+        self.assertEqual(event["log_namespace"], "netd.admission.guard")
         self.assertEqual(event["log_level"], LogLevel.warn)
         self.assertEqual(event["log_time"], 1795271400.25)
         self.assertEqual(event["service"], "echo")

@@ -49,7 +49,7 @@ _BY_CLASS = {
 _BSDS = ("freebsd", "openbsd", "netbsd", "dragonfly")
 
 
-#: Reactors netd installs as its own subclass (see L{netd.fastreactor}).
+#: Reactors netd installs as its own subclass (see L{netd.fastpath.reactor}).
 _NETD_VARIANTS = frozenset({"epoll", "poll", "select"})
 
 
@@ -149,7 +149,7 @@ def _install(name: str) -> None:
         if name in _NETD_VARIANTS:
             # Twisted's module imported above proves the platform has it; netd installs
             # its own subclass (eager writes; for epoll, leaner dispatch).
-            from netd.fastreactor import install
+            from netd.fastpath.reactor import install
 
             install(name)
         elif name == "uvloop":

@@ -13,11 +13,11 @@ from typing import Any
 
 from twisted.application.service import IService
 
-from netd.config import loadConfig
-from netd.daemon import Daemon
-from netd.options import Options as _Options
-from netd.options import optionsFor
+from netd.config.file import loadConfig
+from netd.config.options import Options as _Options
+from netd.config.options import optionsFor
 from netd.registry import DuplicateProtocol, Registry
+from netd.serving.daemon import Daemon
 
 __all__ = ["makeService"]  # and Options, built on first use
 
@@ -64,7 +64,7 @@ def makeService(options: _Options, reactor: Any = None) -> IService:
             admin.registry.register(collector)
         admin.setServiceParent(daemon)
     if os.environ.get("NOTIFY_SOCKET"):
-        from netd.systemd import Notifier
+        from netd.serving.systemd import Notifier
 
         Notifier.fromEnvironment(os.environ, reactor).attach(daemon)
     return daemon

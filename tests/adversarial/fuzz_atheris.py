@@ -123,9 +123,9 @@ def main(argv: list[str]) -> int:
 
         import twisted.protocols.basic  # noqa: F401
 
-        import netd.config  # noqa: F401
-        import netd.endpoint  # noqa: F401
-        import netd.guard  # noqa: F401
+        import netd.admission.guard  # noqa: F401
+        import netd.config.file  # noqa: F401
+        import netd.listen.endpoint  # noqa: F401
         import netd.protocols.logger  # noqa: F401
     from twisted.trial.unittest import SynchronousTestCase
 

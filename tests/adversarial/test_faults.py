@@ -39,7 +39,7 @@ from tests.adversarial.scenarios import (
 FAULT_SECONDS = size(2.0, 6.0)
 #: Lines a client sends before waiting for their OKs.
 WINDOW = 20
-#: The longest wait between two write attempts (netd.output.RETRY_MAX).
+#: The longest wait between two write attempts (netd.logs.output.RETRY_MAX).
 RETRY_MAX = 5.0
 #: How long the SIGKILL scenario streams before the kill.
 KILL_AFTER = size(2.0, 5.0)

@@ -38,23 +38,23 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from netd.address import formatAddress
-from netd.config import ConfigFileError, parseConfig
-from netd.datagram import NFS_PORT, GuardedDatagram, SharedLimits
-from netd.endpoint import BadListen, ListenSpec, parseListen
-from netd.guard import (
+from netd.admission.datagram import NFS_PORT, GuardedDatagram, SharedLimits
+from netd.admission.guard import (
     MIN_SWEEP,
     PROXY_HEADER_TIMEOUT,
     SWEEPS_PER_TIMEOUT,
     GuardedFactory,
     ServiceGuard,
 )
+from netd.admission.proxyheader import _V1_MAX
+from netd.config.file import ConfigFileError, parseConfig
+from netd.config.model import DaemonConfig
+from netd.config.policy import buildPolicy
 from netd.interfaces import DATAGRAM, STREAM
-from netd.model import DaemonConfig
-from netd.policy import buildPolicy
+from netd.listen.endpoint import BadListen, ListenSpec, parseListen
 from netd.protocols.clock import daytimeText, rfc868Bytes
 from netd.protocols.greeting import banner
 from netd.protocols.simple import _CHUNK, CYCLE
-from netd.proxyheader import _V1_MAX
 from netd.registry import Registry
 from netd.stats import ServiceStats
 from tests.support import builtins, makeContext

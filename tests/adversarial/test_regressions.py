@@ -13,8 +13,8 @@ from twisted.internet.testing import EventLoggingObserver, MemoryReactor
 from twisted.logger import globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
-from netd.endpoint import DEFAULT_BACKLOG, _tlsListen, parseListen
-from netd.output import ALWAYS, JsonLinesFile, OSFileSystem
+from netd.listen.endpoint import DEFAULT_BACKLOG, _tlsListen, parseListen
+from netd.logs.output import ALWAYS, JsonLinesFile, OSFileSystem
 from netd.protocols import logger
 from tests.support import connect, makeContext
 from tests.test_output import PATH, FakeFileSystem, pump, record

@@ -6,7 +6,7 @@ Each names its builder by dotted path, so only the protocol being served is impo
 """
 
 from netd.interfaces import DATAGRAM, STREAM
-from netd.output import DEFAULT_FSYNC, DEFAULT_MAX_BUFFER, byteSize, fsyncPolicy, yesNo
+from netd.logs.output import DEFAULT_FSYNC, DEFAULT_MAX_BUFFER, byteSize, fsyncPolicy, yesNo
 from netd.plugin import Option, ProtocolPlugin, positiveInt, text
 from netd.protocols.greeting import DEFAULT_MESSAGE
 

@@ -25,7 +25,7 @@ from prometheus_client.utils import floatToGoString
 from netd.stats import DURATION_BUCKETS, ServiceStats
 
 if TYPE_CHECKING:
-    from netd.daemon import Daemon, ServiceRuntime
+    from netd.serving.daemon import Daemon, ServiceRuntime
 
 __all__ = ["DaemonCollector", "liveBytes"]
 
@@ -130,7 +130,7 @@ _LINELOG = (
 
 def _lineLogs(runtimes: list[ServiceRuntime]) -> Iterator[Metric]:
     """The output files' counters, per service (summed over files kept across reloads)."""
-    from netd.output import JsonLinesFile
+    from netd.logs.output import JsonLinesFile
 
     files = {r.config.name: [s for s in _tree(r) if isinstance(s, JsonLinesFile)] for r in runtimes}
     if not any(files.values()):

@@ -11,7 +11,7 @@ from twisted.web.server import Request
 from netd.admin.page import Page, renderJSON
 
 if TYPE_CHECKING:
-    from netd.daemon import Daemon
+    from netd.serving.daemon import Daemon
 
 __all__ = ["HealthResource"]
 

@@ -20,7 +20,7 @@ from netd.admin.collector import DaemonCollector
 from netd.admin.page import Page
 
 if TYPE_CHECKING:
-    from netd.daemon import Daemon
+    from netd.serving.daemon import Daemon
 
 __all__ = ["MetricsResource", "daemonRegistry"]
 

@@ -16,11 +16,11 @@ from twisted.web.wsgi import WSGIResource
 from netd.admin.metrics import daemonRegistry
 from netd.admin.site import IDLE_TIMEOUT, AdminSite, adminRoot
 from netd.admin.tutorial import makeApplication
-from netd.endpoint import parseListen
-from netd.listener import Listener
+from netd.listen.endpoint import parseListen
+from netd.serving.listener import Listener
 
 if TYPE_CHECKING:
-    from netd.daemon import Daemon
+    from netd.serving.daemon import Daemon
 
 __all__ = ["AdminService"]
 

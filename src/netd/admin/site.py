@@ -21,7 +21,7 @@ from netd.admin.status import ServicesResource
 from netd.admin.tutorial import ROUTES
 
 if TYPE_CHECKING:
-    from netd.daemon import Daemon
+    from netd.serving.daemon import Daemon
 
 __all__ = ["AdminRoot", "AdminSite", "adminRoot"]
 

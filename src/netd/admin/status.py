@@ -8,13 +8,13 @@ from typing import TYPE_CHECKING, Any
 
 from twisted.web.server import Request
 
-from netd.access import AccessRules
 from netd.address import formatAddress
 from netd.admin.page import Page, renderJSON
-from netd.policy import POLICY_KEYS, Policy
+from netd.admission.access import AccessRules
+from netd.config.policy import POLICY_KEYS, Policy
 
 if TYPE_CHECKING:
-    from netd.daemon import Daemon, ServiceRuntime
+    from netd.serving.daemon import Daemon, ServiceRuntime
 
 __all__ = ["ServicesResource", "describeServices"]
 

@@ -5,7 +5,7 @@ Both write through L{twisted.logger}, so C{twistd -n} shows them and C{--logfile
 C{--syslog} work.  Client bytes are logged as C{repr} of their text (undecodable bytes as
 C{\\xNN}), so no client can put a terminal escape or a fake log line into the log.
 
-The LineLogger can also append each line to a JSON-lines file (L{netd.output}) and, with
+The LineLogger can also append each line to a JSON-lines file (L{netd.logs.output}) and, with
 C{ack}, answer C{OK} per line once it is durable there (C{ERR} if it was dropped), so a
 client that resends what was not acknowledged loses nothing (at-least-once: a line
 written whose C{OK} was lost with the connection is written again when resent).
@@ -24,7 +24,7 @@ from twisted.protocols.basic import LineReceiver
 from zope.interface import implementer
 
 from netd.address import formatAddress
-from netd.output import (
+from netd.logs.output import (
     DEFAULT_FSYNC,
     DEFAULT_MAX_BUFFER,
     Done,

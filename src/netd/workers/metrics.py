@@ -26,7 +26,7 @@ from twisted.logger import Logger
 from netd.stats import ServiceStats
 
 if TYPE_CHECKING:
-    from netd.daemon import ServiceRuntime
+    from netd.serving.daemon import ServiceRuntime
     from netd.workers.supervisor import Supervisor, Worker
 
 __all__ = ["WorkerTotals", "WorkersCollector", "addSnapshot", "copyStats"]

@@ -20,13 +20,13 @@ from typing import Any
 
 from prometheus_client.registry import Collector
 
-from netd.config import ConfigFileError, parseConfig
-from netd.daemon import Daemon
-from netd.model import DaemonConfig
-from netd.options import CommandLineOptions
-from netd.options import Options as _Options
+from netd.config.file import ConfigFileError, parseConfig
+from netd.config.model import DaemonConfig
+from netd.config.options import CommandLineOptions
+from netd.config.options import Options as _Options
 from netd.registry import Registry
-from netd.systemd import processListenFDs
+from netd.serving.daemon import Daemon
+from netd.serving.systemd import processListenFDs
 from netd.workers.metrics import WorkersCollector, WorkerTotals
 from netd.workers.sockets import HeldListen
 from netd.workers.spawner import ProcessSpawner, WorkerPlan
@@ -82,7 +82,7 @@ class ConfigSource:
 
     def load(self) -> DaemonConfig:
         """
-        @raise ConfigFileError: as L{netd.config.loadConfig} does.
+        @raise ConfigFileError: as L{netd.config.file.loadConfig} does.
         """
         try:
             with open(self.path, "rb") as stream:

@@ -30,12 +30,12 @@ from twisted.internet import defer, tcp
 from twisted.internet.interfaces import IListeningPort
 from zope.interface import directlyProvides, providedBy
 
-from netd.endpoint import ListenSpec
-from netd.systemd import inheritedFamily
-from netd.transport import EagerUNIXPort
+from netd.fastpath.transport import EagerUNIXPort
+from netd.listen.endpoint import ListenSpec
+from netd.serving.systemd import inheritedFamily
 
 if TYPE_CHECKING:
-    from netd.policy import Policy
+    from netd.config.policy import Policy
 
 __all__ = [
     "AdoptedListen",

@@ -35,7 +35,7 @@ from zope.interface import Attribute, Interface
 from netd.workers.metrics import WorkerTotals
 
 if TYPE_CHECKING:
-    from netd.daemon import Daemon
+    from netd.serving.daemon import Daemon
 
 __all__ = [
     "INITIAL_BACKOFF",
@@ -107,7 +107,7 @@ class Worker:
 
 class Supervisor(Service):
     """
-    Runs C{count} workers through C{spawner}; a L{netd.daemon.DaemonObserver} of the
+    Runs C{count} workers through C{spawner}; a L{netd.serving.daemon.DaemonObserver} of the
     parent daemon, which tells it about reloads and the stop.
 
     @param shutdownTimeout: the shutdown timeout in force (it may change on reload).

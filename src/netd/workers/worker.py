@@ -36,11 +36,11 @@ from twisted.logger import Logger, globalLogBeginner
 from zope.interface import implementer
 
 from netd.admin.collector import liveBytes
-from netd.daemon import Daemon
-from netd.logformat import jsonFileLogObserver
-from netd.model import DaemonConfig, ServiceConfig
-from netd.options import CommandLineOptions, optionsFor
-from netd.policy import Policy
+from netd.config.model import DaemonConfig, ServiceConfig
+from netd.config.options import CommandLineOptions, optionsFor
+from netd.config.policy import Policy
+from netd.logs.format import jsonFileLogObserver
+from netd.serving.daemon import Daemon
 from netd.workers.sockets import AdoptedListen
 from netd.workers.spec import WORKER_VARIABLE, WorkerSpec
 

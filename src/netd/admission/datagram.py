@@ -28,10 +28,10 @@ from typing import Any
 from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
 
-from netd.policy import Policy
-from netd.ratelimit import BucketMap, TokenBucket, sourceKey
+from netd.admission.ratelimit import BucketMap, TokenBucket, sourceKey
+from netd.config.policy import Policy
+from netd.logs.throttled import ThrottledLog
 from netd.stats import ServiceStats
-from netd.throttledlog import ThrottledLog
 
 __all__ = ["GuardedDatagram", "SharedLimits", "badSourceAddress", "badSourcePort"]
 

@@ -278,7 +278,7 @@ def jsonObserverFactory(
 def stdoutJSONObserver() -> ILogObserver:
     """
     JSON lines on stdout: a zero-argument factory for C{twistd -n --logger
-    netd.logformat.stdoutJSONObserver}, for a foreground process under a supervisor
+    netd.logs.format.stdoutJSONObserver}, for a foreground process under a supervisor
     that collects stdout (systemd, a container runtime).
     """
     return jsonObserverFactory("-", True)()
@@ -292,7 +292,7 @@ def configuredJSONObserver() -> ILogObserver:
     @raise RuntimeError: if L{useJSONLogging} was not called in this process.
     """
     if _configuredFactory is None:
-        raise RuntimeError(f"{_CONFIGURED_NAME} needs netd.logformat.useJSONLogging first")
+        raise RuntimeError(f"{_CONFIGURED_NAME} needs netd.logs.format.useJSONLogging first")
     return _configuredFactory()
 
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 import sys
 from typing import Any, Protocol
 
-from netd.access import AccessRules
-from netd.policy import Policy
-from netd.ratelimit import BucketMap, ConcurrencyMap, sourceKey
+from netd.admission.access import AccessRules
+from netd.admission.ratelimit import BucketMap, ConcurrencyMap, sourceKey
+from netd.config.policy import Policy
 
 __all__ = [
     "AccessRule",

@@ -16,10 +16,8 @@ from typing import Any, ClassVar
 from twisted.python import usage
 
 from netd import __version__
-from netd.config import ConfigFileError, loadConfig
-from netd.endpoint import BadListen, parseListen
-from netd.logformat import useJSONLogging
-from netd.model import (
+from netd.config.file import ConfigFileError, loadConfig
+from netd.config.model import (
     ConfigError,
     DaemonConfig,
     ServiceConfig,
@@ -28,7 +26,7 @@ from netd.model import (
     defaultListen,
     resolveSettings,
 )
-from netd.policy import (
+from netd.config.policy import (
     DAEMON_KEYS,
     POLICY_KEYS,
     DaemonSettings,
@@ -36,6 +34,8 @@ from netd.policy import (
     PolicyKey,
     buildPolicy,
 )
+from netd.listen.endpoint import BadListen, parseListen
+from netd.logs.format import useJSONLogging
 from netd.reactor import REACTORS, ReactorConflict, ReactorUnavailable, ensureReactor
 from netd.registry import Registry, UnknownProtocol
 

@@ -9,7 +9,7 @@ counterpart of Twisted's C{systemd:} for streams.  Every description is validate
 the options are parsed, before any reactor exists, so a typo is a usage error rather
 than a failure after half the listeners are up.
 
-C{ssl:} keeps Twisted's syntax but is netd's own (L{netd.tls}): a TLS 1.2 floor, modern
+C{ssl:} keeps Twisted's syntax but is netd's own (L{netd.listen.tls}): a TLS 1.2 floor, modern
 ciphers, and client certificates when the service policy asks for them.
 """
 
@@ -28,11 +28,16 @@ from twisted.internet.protocol import DatagramProtocol, Factory
 from twisted.python.systemd import ListenFDs
 
 from netd.interfaces import DATAGRAM, STREAM
-from netd.systemd import NotInherited, inheritedDescriptor, inheritedFamily, processListenFDs
+from netd.serving.systemd import (
+    NotInherited,
+    inheritedDescriptor,
+    inheritedFamily,
+    processListenFDs,
+)
 
 if TYPE_CHECKING:
-    from netd.policy import Policy
-    from netd.tls import TLSListen
+    from netd.config.policy import Policy
+    from netd.listen.tls import TLSListen
 
 __all__ = [
     "BadListen",
@@ -204,7 +209,7 @@ class ListenSpec:
     def proxied(self) -> bool:
         """
         Whether clients arrive through a PROXY-protocol proxy (C{haproxy:...}).  netd
-        reads the header itself (L{netd.proxyheader}), so rules see the real client.
+        reads the header itself (L{netd.admission.proxyheader}), so rules see the real client.
         """
         return self.description.startswith("haproxy:")
 
@@ -224,7 +229,7 @@ class ListenSpec:
             return _datagramEndpoint(reactor, self.description)
         inner = self.description.removeprefix("haproxy:")
         if inner.startswith("ssl:"):
-            from netd.tls import TLSServerEndpoint
+            from netd.listen.tls import TLSServerEndpoint
 
             clientCA = (lambda: policy().tlsClientCA) if policy is not None else (lambda: None)
             tls = TLSServerEndpoint(reactor, _tlsListen(inner), clientCA)
@@ -302,7 +307,7 @@ def _tlsListen(description: str) -> TLSListen:
     [:extraCertChain=FILE]}, parsed; no file is read.
     C{certKey} defaults to C{privateKey}, as in Twisted (one file holding both).
     """
-    from netd.tls import TLSListen
+    from netd.listen.tls import TLSListen
 
     (_, *args), kwargs = splitDescription(description)
     for option, why in _TLS_REFUSED.items():
@@ -338,7 +343,7 @@ def _tlsListen(description: str) -> TLSListen:
 
 def _checkTLS(description: str) -> None:
     """Read every file of an C{ssl:} description now: a bad one is a usage error."""
-    from netd.tls import BadCredentials
+    from netd.listen.tls import BadCredentials
 
     try:
         _tlsListen(description).load()

@@ -34,9 +34,7 @@ import tomllib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from netd.endpoint import BadListen, ListenSpec, parseListen
-from netd.interfaces import INetdProtocol
-from netd.model import (
+from netd.config.model import (
     ConfigError,
     DaemonConfig,
     ServiceConfig,
@@ -46,7 +44,7 @@ from netd.model import (
     defaultListen,
     resolveSettings,
 )
-from netd.policy import (
+from netd.config.policy import (
     DAEMON_KEYS,
     POLICY_KEYS,
     DaemonSettings,
@@ -54,6 +52,8 @@ from netd.policy import (
     PolicyError,
     buildPolicy,
 )
+from netd.interfaces import INetdProtocol
+from netd.listen.endpoint import BadListen, ListenSpec, parseListen
 from netd.registry import Registry, UnknownProtocol
 
 __all__ = [

@@ -23,11 +23,11 @@ from twisted.python.failure import Failure
 from zope.interface import directlyProvides, providedBy
 
 from netd.address import formatAddress
-from netd.admission import Admission, LiveCounts
-from netd.policy import Policy
-from netd.proxyheader import InvalidProxyHeader, ProxyHeaderParser
+from netd.admission.proxyheader import InvalidProxyHeader, ProxyHeaderParser
+from netd.admission.rules import Admission, LiveCounts
+from netd.config.policy import Policy
+from netd.logs.throttled import ThrottledLog
 from netd.stats import ServiceStats
-from netd.throttledlog import ThrottledLog
 
 __all__ = ["GuardedFactory", "GuardedProtocol", "ServiceGuard"]
 

@@ -13,10 +13,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from netd.access import AccessRules, BadRule
+from netd.admission.access import AccessRules, BadRule
 
 if TYPE_CHECKING:
-    from netd.tls import ClientAuthorities
+    from netd.listen.tls import ClientAuthorities
 
 __all__ = [
     "POLICY_KEYS",
@@ -89,7 +89,7 @@ def tlsClientCA(value: object) -> ClientAuthorities:
     A PEM file of CA certificates, read now (so a reload re-reads it) and checked: a
     missing file or one without a valid certificate is an error naming it.
     """
-    from netd.tls import loadClientAuthorities
+    from netd.listen.tls import loadClientAuthorities
 
     return loadClientAuthorities(value)
 
@@ -358,7 +358,7 @@ def adminEndpoint(value: object) -> str:
     told otherwise: C{9100} and C{tcp:9100} both mean C{tcp:9100:interface=127.0.0.1};
     an explicit C{interface=} is taken as asked.
     """
-    from netd.endpoint import BadListen, parseListen
+    from netd.listen.endpoint import BadListen, parseListen
 
     if isinstance(value, int) and not isinstance(value, bool):
         value = str(value)

@@ -21,14 +21,14 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from netd import __version__
-from netd.datagram import GuardedDatagram, SharedLimits
-from netd.endpoint import ListenSpec
+from netd.admission.datagram import GuardedDatagram, SharedLimits
+from netd.admission.guard import GuardedFactory, ServiceGuard
+from netd.config.model import DaemonConfig, ServiceConfig
 from netd.errors import StartupError, reportStartupError
-from netd.guard import GuardedFactory, ServiceGuard
 from netd.interfaces import DATAGRAM
-from netd.listener import Listener
-from netd.model import DaemonConfig, ServiceConfig
+from netd.listen.endpoint import ListenSpec
 from netd.plugin import Served, ServiceContext
+from netd.serving.listener import Listener
 
 __all__ = ["Daemon", "DaemonObserver", "ServiceRuntime"]
 

@@ -17,8 +17,8 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from netd.address import formatAddress, transportName
-from netd.endpoint import ListenSpec
 from netd.errors import StartupError
+from netd.listen.endpoint import ListenSpec
 
 __all__ = ["Listener"]
 

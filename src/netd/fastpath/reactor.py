@@ -1,6 +1,6 @@
 """
 netd's reactors: Twisted's epoll, poll and select reactors with eager-write server
-transports (L{netd.transport}), and for epoll a leaner event dispatch.
+transports (L{netd.fastpath.transport}), and for epoll a leaner event dispatch.
 
 Twisted's C{doPoll} wraps every ready descriptor in C{log.callWithLogger}, which builds
 and pushes a logging context per event (measured at about a fifth of the CPU of an
@@ -19,7 +19,7 @@ from twisted.internet import epollreactor, pollreactor, selectreactor
 from twisted.internet.main import installReactor
 from twisted.python import log
 
-from netd.transport import EagerTCPPort, EagerUNIXPort, FastUDPPort
+from netd.fastpath.transport import EagerTCPPort, EagerUNIXPort, FastUDPPort
 
 __all__ = ["NetdEPollReactor", "NetdPollReactor", "NetdSelectReactor", "install"]
 

@@ -9,9 +9,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from netd.endpoint import ListenSpec, parseListen
+from netd.config.policy import DaemonSettings, Policy
 from netd.interfaces import DATAGRAM, STREAM, INetdProtocol
-from netd.policy import DaemonSettings, Policy
+from netd.listen.endpoint import ListenSpec, parseListen
 
 __all__ = [
     "ConfigError",

@@ -9,7 +9,7 @@ netd writes them itself rather than depend on a binding to libsystemd.
 Inherited sockets follow sd_listen_fds(3): C{LISTEN_FDS} descriptors from 3 on, named by
 C{LISTEN_FDNAMES}, meant for the process C{LISTEN_PID}.  Twisted adopts inherited stream
 sockets (its C{systemd:} endpoint); netd adds datagram sockets (C{systemd-udp:}, see
-L{netd.endpoint}) and reads the descriptors the way Twisted does, from the same reading.
+L{netd.listen.endpoint}) and reads the descriptors the way Twisted does, from the same reading.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from twisted.logger import Logger
 from twisted.python.systemd import ListenFDs
 
 if TYPE_CHECKING:
-    from netd.daemon import Daemon
+    from netd.serving.daemon import Daemon
 
 __all__ = [
     "MAX_STATUS",
@@ -184,7 +184,7 @@ class Watchdog(Service):
 
 class Notifier:
     """
-    Tells systemd about the daemon's life (a L{netd.daemon.DaemonObserver}), for
+    Tells systemd about the daemon's life (a L{netd.serving.daemon.DaemonObserver}), for
     C{Type=notify} units: C{READY=1} once every listener is bound (at startup and after
     each reload, applied or rejected), C{RELOADING=1} before a reload, C{STOPPING=1}
     when the graceful stop begins, each with a C{STATUS=} line.

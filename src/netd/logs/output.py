@@ -43,7 +43,7 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from zope.interface import Interface, implementer
 
-from netd.throttledlog import ThrottledLog
+from netd.logs.throttled import ThrottledLog
 
 __all__ = [
     "DEFAULT_FSYNC",
