@@ -35,12 +35,12 @@ from netd.listen.endpoint import (
     InheritedStreamEndpoint,
     parseListen,
 )
+from netd.listen.inherited import NotInherited
 from netd.serving.daemon import Daemon
 from netd.serving.systemd import (
     MAX_STATUS,
     Notifier,
     NotifySocket,
-    NotInherited,
     Watchdog,
     watchdogInterval,
 )

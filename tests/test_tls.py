@@ -441,7 +441,7 @@ class ListeningTests(TLSTestCase):
         """The endpoint asks the service's current policy for the client CA."""
         policies = [Policy()]
         endpoint = parseListen(self.describe()).endpoint(
-            MemoryReactor(), policy=lambda: policies[-1]
+            MemoryReactor(), clientCA=lambda: policies[-1].tlsClientCA
         )
         assert isinstance(endpoint, TLSServerEndpoint)
         self.assertIsNone(endpoint.clientCA())

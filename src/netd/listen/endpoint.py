@@ -28,7 +28,7 @@ from twisted.internet.protocol import DatagramProtocol, Factory
 from twisted.python.systemd import ListenFDs
 
 from netd.interfaces import DATAGRAM, STREAM
-from netd.serving.systemd import (
+from netd.listen.inherited import (
     NotInherited,
     inheritedDescriptor,
     inheritedFamily,
@@ -36,8 +36,7 @@ from netd.serving.systemd import (
 )
 
 if TYPE_CHECKING:
-    from netd.config.policy import Policy
-    from netd.listen.tls import TLSListen
+    from netd.listen.tls import ClientAuthorities, TLSListen
 
 __all__ = [
     "BadListen",
@@ -214,13 +213,13 @@ class ListenSpec:
         return self.description.startswith("haproxy:")
 
     def endpoint(
-        self, reactor: Any, policy: Callable[[], Policy] | None = None
+        self, reactor: Any, clientCA: Callable[[], ClientAuthorities | None] | None = None
     ) -> IStreamServerEndpoint | DatagramServerEndpoint | InheritedDatagramEndpoint:
         """
         The endpoint for C{reactor}, which is only known once it is installed.
 
-        @param policy: returns the service's policy in force, for what a listener
-            decides per connection (C{ssl:}: the client CA); default: no client CA.
+        @param clientCA: returns the CAs in force for the service (its policy's, which a
+            reload may change), read per C{ssl:} connection; default: no client CA.
         """
         if self.kind == DATAGRAM:
             if self.description.startswith("systemd-udp:"):
@@ -231,8 +230,7 @@ class ListenSpec:
         if inner.startswith("ssl:"):
             from netd.listen.tls import TLSServerEndpoint
 
-            clientCA = (lambda: policy().tlsClientCA) if policy is not None else (lambda: None)
-            tls = TLSServerEndpoint(reactor, _tlsListen(inner), clientCA)
+            tls = TLSServerEndpoint(reactor, _tlsListen(inner), clientCA or (lambda: None))
             return cast(IStreamServerEndpoint, tls)
         endpoint = serverFromString(reactor, _withBacklog(inner))
         if inner.startswith("systemd:"):

@@ -113,7 +113,7 @@ class ServiceRuntime(MultiService):
             )
         # The guard's policy is the one in force: a reload that changes tls-client-ca
         # reaches the next handshake of an ssl: listener that keeps its socket.
-        endpoint = spec.endpoint(self.reactor, policy=lambda: self.guard.policy)
+        endpoint = spec.endpoint(self.reactor, clientCA=lambda: self.guard.policy.tlsClientCA)
         listener = Listener(self.config.name, spec, endpoint, target)
         self.listeners[spec.description] = listener
         return listener

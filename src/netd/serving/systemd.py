@@ -1,15 +1,14 @@
 """
-systemd integration without libsystemd: readiness, reload and stop notifications, the
-watchdog, and the sockets systemd binds for netd (socket activation).
+systemd integration without libsystemd: readiness, reload and stop notifications and
+the watchdog.
 
 Notifications follow sd_notify(3): one datagram of C{KEY=VALUE} lines sent to the unix
 socket named by C{NOTIFY_SOCKET}.  That is a few lines of code, and Twisted has none, so
 netd writes them itself rather than depend on a binding to libsystemd.
 
-Inherited sockets follow sd_listen_fds(3): C{LISTEN_FDS} descriptors from 3 on, named by
-C{LISTEN_FDNAMES}, meant for the process C{LISTEN_PID}.  Twisted adopts inherited stream
-sockets (its C{systemd:} endpoint); netd adds datagram sockets (C{systemd-udp:}, see
-L{netd.listen.endpoint}) and reads the descriptors the way Twisted does, from the same reading.
+The sockets systemd binds for netd (socket activation) are read by
+L{netd.listen.inherited}: they are part of what a listen description means, while this
+module talks to systemd about the running daemon.
 """
 
 from __future__ import annotations
@@ -18,27 +17,22 @@ import os
 import socket
 import time
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from twisted.application.service import Service
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
-from twisted.python.systemd import ListenFDs
 
 if TYPE_CHECKING:
     from netd.serving.daemon import Daemon
 
 __all__ = [
     "MAX_STATUS",
-    "NotInherited",
     "NotifySocket",
     "Notifier",
     "Watchdog",
-    "inheritedDescriptor",
-    "inheritedFamily",
     "notifyAddress",
-    "processListenFDs",
     "statusLine",
     "watchdogInterval",
 ]
@@ -46,20 +40,6 @@ __all__ = [
 #: Longest C{STATUS=} text sent.  systemd ignores a whole notification of 4096 bytes or
 #: more, so a daemon with hundreds of listeners must not lose its C{READY=1} to its status.
 MAX_STATUS = 1024
-
-_KINDS: dict[int, str] = {socket.SOCK_STREAM: "stream", socket.SOCK_DGRAM: "datagram"}
-_DIRECTIVES: dict[int, str] = {
-    socket.SOCK_STREAM: "ListenStream=",
-    socket.SOCK_DGRAM: "ListenDatagram=",
-}
-
-
-class NotInherited(Exception):
-    """
-    A socket netd was told to take from systemd is missing or of the wrong kind.  The
-    message is one line saying which and why; the listener adds the description.
-    """
-
 
 def notifyAddress(value: str) -> bytes | None:
     """
@@ -233,82 +213,3 @@ class Notifier:
 
     def stopping(self, daemon: Daemon) -> None:
         self.notify.send("STOPPING=1", "STATUS=stopping: finishing open connections")
-
-
-def processListenFDs() -> ListenFDs:
-    """
-    The sockets this process inherited, as Twisted's C{systemd:} endpoint sees them.
-
-    Twisted reads C{LISTEN_PID}, C{LISTEN_FDS} and C{LISTEN_FDNAMES} once, when
-    L{twisted.internet.endpoints} is imported, and removes the first two from
-    C{os.environ} so no descriptor is adopted twice; reading the environment again
-    later finds nothing.  Sharing Twisted's reading keeps C{systemd:} and C{systemd-udp:}
-    in agreement about which socket is which.
-    """
-    from twisted.internet.endpoints import _SystemdParser
-
-    inherited: Any = getattr(_SystemdParser, "_sddaemon", None)
-    return inherited if isinstance(inherited, ListenFDs) else ListenFDs.fromEnvironment()
-
-
-def _inheritedText(inherited: ListenFDs) -> str:
-    names = list(inherited.inheritedNamedDescriptors())
-    if names:
-        return "inherited: " + ", ".join(names)
-    if inherited.inheritedDescriptors():
-        return f"{len(inherited.inheritedDescriptors())} inherited without names"
-    return (
-        "none inherited: LISTEN_FDS, LISTEN_FDNAMES and LISTEN_PID are unset, "
-        "meant for another process, or disagree"
-    )
-
-
-def inheritedDescriptor(
-    inherited: ListenFDs, name: str | None = None, index: int | None = None
-) -> int:
-    """
-    The descriptor of the inherited socket called C{name} (systemd's
-    C{FileDescriptorName=}), or else the C{index}th one (from 0).
-
-    @raise NotInherited: when there is no such socket; the message lists those there are.
-    """
-    if name is not None:
-        named = inherited.inheritedNamedDescriptors()
-        if name not in named:
-            raise NotInherited(
-                f"no socket named {name!r} was inherited from systemd ({_inheritedText(inherited)})"
-            )
-        return named[name]
-    descriptors = inherited.inheritedDescriptors()
-    if index is None or not 0 <= index < len(descriptors):
-        raise NotInherited(
-            f"no socket number {index} was inherited from systemd ({_inheritedText(inherited)})"
-        )
-    return descriptors[index]
-
-
-def inheritedFamily(fd: int, kind: int) -> int:
-    """
-    The address family of the inherited socket C{fd}, checked to be of C{kind}
-    (C{SOCK_STREAM} or C{SOCK_DGRAM}).
-
-    The family is read from the socket rather than trusted from the configuration:
-    C{ListenStream=7} gives an IPv6 dual-stack socket wherever IPv6 is enabled, and
-    Twisted serving it as IPv4 would garble every peer address.
-
-    @raise NotInherited: when C{fd} is not an open socket of that kind.
-    """
-    try:
-        probe = socket.socket(fileno=fd)
-    except OSError as e:
-        raise NotInherited(f"inherited descriptor {fd} is not a socket: {e.strerror}") from None
-    try:
-        family, actual = probe.family, probe.type
-    finally:
-        probe.detach()  # the probe must not close the inherited descriptor
-    if actual != kind:
-        raise NotInherited(
-            f"inherited descriptor {fd} is a {_KINDS.get(actual, 'non-' + _KINDS[kind])} "
-            f"socket, this listener needs a {_KINDS[kind]} one ({_DIRECTIVES[kind]})"
-        )
-    return int(family)

@@ -17,7 +17,7 @@ gauge of open connections drops with it.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -27,9 +27,27 @@ from netd.stats import ServiceStats
 
 if TYPE_CHECKING:
     from netd.serving.daemon import ServiceRuntime
-    from netd.workers.supervisor import Supervisor, Worker
 
 __all__ = ["WorkerTotals", "WorkersCollector", "addSnapshot", "copyStats"]
+
+class Reporting(Protocol):
+    """A worker as the totals know it: by its slot (L{netd.workers.supervisor.Worker})."""
+
+    @property
+    def slot(self) -> int: ...
+
+
+class Supervising(Protocol):
+    """What the collector reads from L{netd.workers.supervisor.Supervisor}."""
+
+    @property
+    def count(self) -> int: ...
+
+    @property
+    def restarts(self) -> int: ...
+
+    def serving(self) -> list[Any]: ...
+
 
 _COUNTS = ("accepted", "bytesIn", "bytesOut", "datagramsIn", "datagramsOut")
 _REASONS = ("refused", "closed", "dropped")
@@ -84,11 +102,11 @@ class WorkerTotals:
     def __init__(self, runtimes: Callable[[], Iterable[ServiceRuntime]]) -> None:
         self.runtimes = runtimes
         #: The last snapshot of each running worker: service name -> snapshot.
-        self.latest: dict[Worker, dict[str, ServiceStats]] = {}
+        self.latest: dict[Reporting, dict[str, ServiceStats]] = {}
         #: What workers that have ended counted, per service.
         self.retired: dict[str, ServiceStats] = {}
 
-    def report(self, worker: Worker, services: Any) -> None:
+    def report(self, worker: Reporting, services: Any) -> None:
         """C{worker}'s counters now: service name -> snapshot.  A malformed report is ignored."""
         try:
             parsed = {str(name): _parsed(snapshot) for name, snapshot in dict(services).items()}
@@ -100,7 +118,7 @@ class WorkerTotals:
         self.latest[worker] = parsed
         self.publish()
 
-    def retire(self, worker: Worker) -> None:
+    def retire(self, worker: Reporting) -> None:
         """C{worker} has ended: keep its counters, drop its open connections."""
         services = self.latest.pop(worker, None)
         if services is None:
@@ -136,7 +154,7 @@ def _parsed(snapshot: Any) -> ServiceStats:
 class WorkersCollector(Collector):
     """The supervisor's metrics: C{netd_workers} serving, C{netd_worker_restarts_total}."""
 
-    def __init__(self, supervisor: Supervisor) -> None:
+    def __init__(self, supervisor: Supervising) -> None:
         self.supervisor = supervisor
 
     def collect(self) -> Iterator[Metric]:

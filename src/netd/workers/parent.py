@@ -24,9 +24,9 @@ from netd.config.file import ConfigFileError, parseConfig
 from netd.config.model import DaemonConfig
 from netd.config.options import CommandLineOptions
 from netd.config.options import Options as _Options
+from netd.listen.inherited import processListenFDs
 from netd.registry import Registry
 from netd.serving.daemon import Daemon
-from netd.serving.systemd import processListenFDs
 from netd.workers.metrics import WorkersCollector, WorkerTotals
 from netd.workers.sockets import HeldListen
 from netd.workers.spawner import ProcessSpawner, WorkerPlan

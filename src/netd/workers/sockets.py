@@ -32,10 +32,10 @@ from zope.interface import directlyProvides, providedBy
 
 from netd.fastpath.transport import EagerUNIXPort
 from netd.listen.endpoint import ListenSpec
-from netd.serving.systemd import inheritedFamily
+from netd.listen.inherited import inheritedFamily
 
 if TYPE_CHECKING:
-    from netd.config.policy import Policy
+    from netd.listen.tls import ClientAuthorities
 
 __all__ = [
     "AdoptedListen",
@@ -124,9 +124,9 @@ class HeldEndpoint:
 class HeldListen(ListenSpec):
     """A listen description the parent binds and holds for its workers."""
 
-    def endpoint(self, reactor: Any, policy: Callable[[], Policy] | None = None) -> Any:
+    def endpoint(self, reactor: Any, clientCA: Callable[[], ClientAuthorities | None] | None = None) -> Any:
         holding = HoldingReactor(reactor)
-        return HeldEndpoint(super().endpoint(holding, policy), holding, self.description)
+        return HeldEndpoint(super().endpoint(holding, clientCA), holding, self.description)
 
 
 class SharedUNIXPort(EagerUNIXPort):
@@ -207,5 +207,5 @@ class AdoptedListen(ListenSpec):
 
     fd: int = -1
 
-    def endpoint(self, reactor: Any, policy: Callable[[], Policy] | None = None) -> Any:
-        return super().endpoint(AdoptingReactor(reactor, self.fd), policy)
+    def endpoint(self, reactor: Any, clientCA: Callable[[], ClientAuthorities | None] | None = None) -> Any:
+        return super().endpoint(AdoptingReactor(reactor, self.fd), clientCA)
