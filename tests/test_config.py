@@ -10,10 +10,11 @@ from typing import cast
 
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
+from netd.admission.policy import Policy
 from netd.config.file import ConfigFileError, loadConfig, parseConfig
 from netd.config.model import DaemonConfig, ServiceConfig
 from netd.config.options import optionsFor
-from netd.config.policy import DaemonSettings, Policy
+from netd.config.settings import DaemonSettings
 from netd.interfaces import DATAGRAM, STREAM, INetdProtocol
 from netd.plugin import Option, ProtocolPlugin, positiveInt
 from netd.plugin import text as textOption

@@ -16,22 +16,17 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
+from netd.coerce import byteSize, yesNo
 from netd.logs.output import (
-    ALWAYS,
     BATCH_BYTES,
-    DEFAULT_FSYNC,
-    NEVER,
     RETRY_FIRST,
     RETRY_MAX,
-    FsyncPolicy,
     IFileSystem,
     JsonLinesFile,
     OSFileSystem,
-    byteSize,
-    fsyncPolicy,
     jsonLine,
-    yesNo,
 )
+from netd.logs.settings import ALWAYS, DEFAULT_FSYNC, NEVER, FsyncPolicy, fsyncPolicy
 
 PATH = "/var/log/lines.jsonl"
 

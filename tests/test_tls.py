@@ -23,9 +23,10 @@ from twisted.internet.testing import MemoryReactor, StringTransport
 from twisted.python.usage import UsageError
 from twisted.trial.unittest import SynchronousTestCase
 
+from netd.admission.policy import Policy
 from netd.config.file import parseConfig
 from netd.config.options import optionsFor
-from netd.config.policy import Policy, PolicyError, buildPolicy
+from netd.config.policy import PolicyError, buildPolicy
 from netd.interfaces import STREAM
 from netd.listen.endpoint import BadListen, parseListen
 from netd.listen.tls import (

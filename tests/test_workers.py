@@ -27,9 +27,10 @@ from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from netd.admin.metrics import daemonRegistry
+from netd.admission.policy import Policy
 from netd.config.file import ConfigFileError
 from netd.config.options import optionsFor
-from netd.config.policy import DaemonSettings, Policy
+from netd.config.settings import DaemonSettings
 from netd.serving.daemon import Daemon
 from netd.stats import ServiceStats
 from netd.tap import makeService

@@ -27,6 +27,7 @@ from twisted.plugin import IPlugin
 from twisted.python.reflect import namedAny
 from zope.interface import implementer
 
+from netd.coerce import positiveInt, text
 from netd.interfaces import DATAGRAM, STREAM, INetdProtocol
 
 __all__ = [
@@ -36,33 +37,10 @@ __all__ = [
     "ServiceContext",
     "ServiceDatagramProtocol",
     "ServiceFactory",
+    # Coercers a plugin's Option uses most; they live in netd.coerce with the others.
     "positiveInt",
     "text",
 ]
-
-
-def positiveInt(value: object) -> int:
-    """
-    Coerce a command-line string or config value to an integer greater than zero.
-
-    @raise ValueError: with a message fit for the user.
-    """
-    if isinstance(value, bool):
-        raise ValueError(f"expected a positive integer, got {value!r}")
-    try:
-        number = int(value)  # type: ignore[call-overload]
-    except (TypeError, ValueError, OverflowError):  # OverflowError: int(inf)
-        raise ValueError(f"expected a positive integer, got {value!r}") from None
-    if number <= 0:
-        raise ValueError(f"expected a positive integer, got {value!r}")
-    return number
-
-
-def text(value: object) -> str:
-    """Coerce an option value to C{str}, refusing non-text config values."""
-    if not isinstance(value, str):
-        raise ValueError(f"expected text, got {value!r}")
-    return value
 
 
 @dataclass(frozen=True)

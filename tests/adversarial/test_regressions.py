@@ -14,7 +14,8 @@ from twisted.logger import globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
 from netd.listen.endpoint import DEFAULT_BACKLOG, _tlsListen, parseListen
-from netd.logs.output import ALWAYS, JsonLinesFile, OSFileSystem
+from netd.logs.output import JsonLinesFile, OSFileSystem
+from netd.logs.settings import ALWAYS
 from netd.protocols import logger
 from tests.support import connect, makeContext
 from tests.test_output import PATH, FakeFileSystem, pump, record

@@ -5,9 +5,10 @@ declares its own: netd finds these through L{twisted.plugin.getPlugins} like any
 Each names its builder by dotted path, so only the protocol being served is imported.
 """
 
+from netd.coerce import byteSize, positiveInt, text, yesNo
 from netd.interfaces import DATAGRAM, STREAM
-from netd.logs.output import DEFAULT_FSYNC, DEFAULT_MAX_BUFFER, byteSize, fsyncPolicy, yesNo
-from netd.plugin import Option, ProtocolPlugin, positiveInt, text
+from netd.logs.settings import DEFAULT_FSYNC, DEFAULT_MAX_BUFFER, fsyncPolicy
+from netd.plugin import Option, ProtocolPlugin
 from netd.protocols.greeting import DEFAULT_MESSAGE
 
 BOTH = frozenset({STREAM, DATAGRAM})

@@ -11,7 +11,8 @@ from twisted.web.server import Request
 from netd.address import formatAddress
 from netd.admin.page import Page, renderJSON
 from netd.admission.access import AccessRules
-from netd.config.policy import POLICY_KEYS, Policy
+from netd.admission.policy import Policy
+from netd.config.policy import POLICY_KEYS
 
 if TYPE_CHECKING:
     from netd.serving.daemon import Daemon, ServiceRuntime

@@ -1,6 +1,6 @@
 """
 Admission: who may connect and how much, decided per connection and per datagram.
-Access lists, rate and concurrency limits, the PROXY header, and the stream and datagram guards.
+The policy value, access lists, limits, the PROXY header, the stream and datagram guards.
 """
 
-__all__ = ["access", "datagram", "guard", "proxyheader", "ratelimit", "rules"]
+__all__ = ["access", "datagram", "guard", "policy", "proxyheader", "ratelimit", "rules"]

@@ -28,8 +28,8 @@ from typing import Any
 from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
 
+from netd.admission.policy import Policy
 from netd.admission.ratelimit import BucketMap, TokenBucket, sourceKey
-from netd.config.policy import Policy
 from netd.logs.throttled import ThrottledLog
 from netd.stats import ServiceStats
 

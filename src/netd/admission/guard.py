@@ -23,9 +23,9 @@ from twisted.python.failure import Failure
 from zope.interface import directlyProvides, providedBy
 
 from netd.address import formatAddress
+from netd.admission.policy import Policy
 from netd.admission.proxyheader import InvalidProxyHeader, ProxyHeaderParser
 from netd.admission.rules import Admission, LiveCounts
-from netd.config.policy import Policy
 from netd.logs.throttled import ThrottledLog
 from netd.stats import ServiceStats
 

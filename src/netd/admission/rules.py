@@ -13,8 +13,8 @@ import sys
 from typing import Any, Protocol
 
 from netd.admission.access import AccessRules
+from netd.admission.policy import Policy
 from netd.admission.ratelimit import BucketMap, ConcurrencyMap, sourceKey
-from netd.config.policy import Policy
 
 __all__ = [
     "AccessRule",

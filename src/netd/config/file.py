@@ -34,6 +34,7 @@ import tomllib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+from netd.admission.policy import Policy
 from netd.config.model import (
     ConfigError,
     DaemonConfig,
@@ -44,14 +45,8 @@ from netd.config.model import (
     defaultListen,
     resolveSettings,
 )
-from netd.config.policy import (
-    DAEMON_KEYS,
-    POLICY_KEYS,
-    DaemonSettings,
-    Policy,
-    PolicyError,
-    buildPolicy,
-)
+from netd.config.policy import POLICY_KEYS, PolicyError, buildPolicy
+from netd.config.settings import DAEMON_KEYS, DaemonSettings
 from netd.interfaces import INetdProtocol
 from netd.listen.endpoint import BadListen, ListenSpec, parseListen
 from netd.registry import Registry, UnknownProtocol

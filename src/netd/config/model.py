@@ -9,7 +9,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from netd.config.policy import DaemonSettings, Policy
+from netd.admission.policy import Policy
+from netd.config.settings import DaemonSettings
 from netd.interfaces import DATAGRAM, STREAM, INetdProtocol
 from netd.listen.endpoint import ListenSpec, parseListen
 

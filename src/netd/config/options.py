@@ -26,14 +26,8 @@ from netd.config.model import (
     defaultListen,
     resolveSettings,
 )
-from netd.config.policy import (
-    DAEMON_KEYS,
-    POLICY_KEYS,
-    DaemonSettings,
-    PolicyError,
-    PolicyKey,
-    buildPolicy,
-)
+from netd.config.policy import POLICY_KEYS, PolicyError, PolicyKey, buildPolicy
+from netd.config.settings import DAEMON_KEYS, DaemonSettings
 from netd.listen.endpoint import BadListen, parseListen
 from netd.logs.format import useJSONLogging
 from netd.reactor import REACTORS, ReactorConflict, ReactorUnavailable, ensureReactor

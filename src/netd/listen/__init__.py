@@ -1,6 +1,6 @@
 """
 Listening: what a C{--listen} description means and the endpoint it becomes.
-Listen descriptions, netd's own endpoints (UDP, inherited sockets) and TLS.
+Listen descriptions, netd's endpoints, sockets inherited from systemd, and TLS.
 """
 
-__all__ = ["endpoint", "tls"]
+__all__ = ["endpoint", "inherited", "tls"]

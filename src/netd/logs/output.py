@@ -32,10 +32,8 @@ import errno
 import json
 import mmap
 import os
-import re
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from typing import Any
 
 from twisted.application.service import Service
@@ -43,23 +41,16 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from zope.interface import Interface, implementer
 
+from netd.logs.settings import DEFAULT_FSYNC, DEFAULT_MAX_BUFFER, FsyncPolicy
 from netd.logs.throttled import ThrottledLog
 
 __all__ = [
-    "DEFAULT_FSYNC",
-    "DEFAULT_MAX_BUFFER",
-    "FsyncPolicy",
     "IFileSystem",
     "JsonLinesFile",
     "OSFileSystem",
-    "byteSize",
-    "fsyncPolicy",
     "jsonLine",
-    "yesNo",
 ]
 
-#: Bytes of lines held in memory (not yet durable) before readers are paused.
-DEFAULT_MAX_BUFFER = 16 * 1024 * 1024
 #: One write takes this many bytes at most (more than a reactor turn usually brings): the
 #: buffer being written is a copy of its lines, so this bounds the memory they take twice.
 BATCH_BYTES = 1024 * 1024
@@ -78,92 +69,6 @@ _Record = tuple[bytes, Done | None]
 def jsonLine(record: dict[str, Any]) -> bytes:
     """One record as an ASCII JSON line."""
     return json.dumps(record, ensure_ascii=True, separators=(",", ":")).encode("ascii") + b"\n"
-
-
-@dataclass(frozen=True)
-class FsyncPolicy:
-    """
-    When the file is fsynced.
-
-    @ivar interval: seconds between two fsyncs at most; C{0} for every batch
-        (C{always}), C{None} for C{never}.
-    """
-
-    interval: float | None
-
-    def __str__(self) -> str:
-        if self.interval is None:
-            return "never"
-        if self.interval == 0:
-            return "always"
-        return f"interval={round(self.interval * 1000)}"
-
-    # What --help shows as the default, and what a status page shows.
-    __repr__ = __str__
-
-
-ALWAYS = FsyncPolicy(0.0)
-NEVER = FsyncPolicy(None)
-DEFAULT_FSYNC = FsyncPolicy(1.0)
-_INTERVAL = re.compile(r"interval=(\d+)")
-
-
-def fsyncPolicy(value: object) -> FsyncPolicy:
-    """
-    Coerce C{always}, C{never} or C{interval=MS} (MS a whole number > 0).
-
-    @raise ValueError: with a message fit for the user.
-    """
-    if isinstance(value, FsyncPolicy):
-        return value
-    if isinstance(value, str):
-        if value == "always":
-            return ALWAYS
-        if value == "never":
-            return NEVER
-        match = _INTERVAL.fullmatch(value)
-        if match and int(match.group(1)) > 0:
-            return FsyncPolicy(int(match.group(1)) / 1000)
-    raise ValueError(f"expected always, never or interval=MS (MS > 0), got {value!r}")
-
-
-_SIZE = re.compile(r"(\d+)\s*([KMG]?)(?:i?B)?", re.IGNORECASE)
-_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
-
-
-def byteSize(value: object) -> int:
-    """
-    Coerce a size in bytes greater than zero: a number, or text with an optional
-    K, M or G suffix (powers of 1024: C{16M}, C{512KiB}).
-
-    @raise ValueError: with a message fit for the user.
-    """
-    number = None
-    if isinstance(value, int) and not isinstance(value, bool):
-        number = value
-    elif isinstance(value, str) and (match := _SIZE.fullmatch(value.strip())):
-        number = int(match.group(1)) * _UNITS[match.group(2).lower()]
-    if number is None or number <= 0:
-        raise ValueError(f"expected a size in bytes > 0 (suffix K, M or G allowed), got {value!r}")
-    return number
-
-
-_YES = {"yes", "true", "on", "1"}
-_NO = {"no", "false", "off", "0"}
-
-
-def yesNo(value: object) -> bool:
-    """
-    Coerce a switch: a config file's C{true}/C{false}, or C{yes}/C{no} (also C{true},
-    C{on}, C{1}...) on the command line, whose protocol options all take a value.
-
-    @raise ValueError: with a message fit for the user.
-    """
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.lower() in _YES | _NO:
-        return value.lower() in _YES
-    raise ValueError(f"expected yes or no, got {value!r}")
 
 
 class IFileSystem(Interface):

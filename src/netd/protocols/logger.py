@@ -24,17 +24,9 @@ from twisted.protocols.basic import LineReceiver
 from zope.interface import implementer
 
 from netd.address import formatAddress
-from netd.logs.output import (
-    DEFAULT_FSYNC,
-    DEFAULT_MAX_BUFFER,
-    Done,
-    IFileSystem,
-    JsonLinesFile,
-    byteSize,
-    fsyncPolicy,
-    jsonLine,
-    yesNo,
-)
+from netd.coerce import byteSize, yesNo
+from netd.logs.output import Done, IFileSystem, JsonLinesFile, jsonLine
+from netd.logs.settings import DEFAULT_FSYNC, DEFAULT_MAX_BUFFER, fsyncPolicy
 from netd.plugin import Served, ServiceContext, ServiceDatagramProtocol, ServiceFactory
 
 __all__ = ["Answers", "LineLogger", "SimpleLogger", "buildLineLogger", "buildLogger"]

@@ -36,9 +36,9 @@ from twisted.logger import Logger, globalLogBeginner
 from zope.interface import implementer
 
 from netd.admin.collector import liveBytes
+from netd.admission.policy import Policy
 from netd.config.model import DaemonConfig, ServiceConfig
 from netd.config.options import CommandLineOptions, optionsFor
-from netd.config.policy import Policy
 from netd.logs.format import jsonFileLogObserver
 from netd.serving.daemon import Daemon
 from netd.workers.sockets import AdoptedListen
