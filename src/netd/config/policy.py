@@ -215,5 +215,3 @@ class PolicyError(ValueError):
         super().__init__(f"{key}: {problem}")
         self.key = key
         self.problem = problem
-
-

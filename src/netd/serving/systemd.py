@@ -41,6 +41,7 @@ __all__ = [
 #: more, so a daemon with hundreds of listeners must not lose its C{READY=1} to its status.
 MAX_STATUS = 1024
 
+
 def notifyAddress(value: str) -> bytes | None:
     """
     The unix socket address C{NOTIFY_SOCKET} names: an absolute path, or C{@name} for a

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
 __all__ = ["WorkerTotals", "WorkersCollector", "addSnapshot", "copyStats"]
 
+
 class Reporting(Protocol):
     """A worker as the totals know it: by its slot (L{netd.workers.supervisor.Worker})."""
 

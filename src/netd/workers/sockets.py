@@ -124,7 +124,9 @@ class HeldEndpoint:
 class HeldListen(ListenSpec):
     """A listen description the parent binds and holds for its workers."""
 
-    def endpoint(self, reactor: Any, clientCA: Callable[[], ClientAuthorities | None] | None = None) -> Any:
+    def endpoint(
+        self, reactor: Any, clientCA: Callable[[], ClientAuthorities | None] | None = None
+    ) -> Any:
         holding = HoldingReactor(reactor)
         return HeldEndpoint(super().endpoint(holding, clientCA), holding, self.description)
 
@@ -207,5 +209,7 @@ class AdoptedListen(ListenSpec):
 
     fd: int = -1
 
-    def endpoint(self, reactor: Any, clientCA: Callable[[], ClientAuthorities | None] | None = None) -> Any:
+    def endpoint(
+        self, reactor: Any, clientCA: Callable[[], ClientAuthorities | None] | None = None
+    ) -> Any:
         return super().endpoint(AdoptingReactor(reactor, self.fd), clientCA)
