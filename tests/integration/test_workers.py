@@ -132,7 +132,11 @@ class WorkersTests(SynchronousTestCase):
             ),
             metric(daemon, "netd_connections_accepted_total", service="echo"),
         )
-        self.assertEqual(metric(daemon, "netd_datagrams_sent_total", service="echo"), 10)
+        # Workers report their counters at intervals: wait for the report, as above.
+        self.assertTrue(
+            eventually(lambda: metric(daemon, "netd_datagrams_sent_total", service="echo") == 10),
+            metric(daemon, "netd_datagrams_sent_total", service="echo"),
+        )
         self.assertEqual(metric(daemon, "netd_workers"), 2)
 
     def test_killedWorkerIsRestarted(self) -> None:
