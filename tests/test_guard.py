@@ -10,6 +10,7 @@ import struct
 from typing import Any
 
 from twisted.internet.address import IPv4Address, UNIXAddress
+from twisted.internet.defer import CancelledError
 from twisted.internet.error import ConnectionDone, ConnectionLost
 from twisted.internet.protocol import Factory
 from twisted.internet.task import Clock
@@ -369,6 +370,41 @@ class ConnectionTests(SynchronousTestCase):
         transports = [connect(factory)[1], connect(factory, OTHER)[1]]
         guard.abortAll()
         self.assertTrue(all(t.aborted for t in transports))
+
+
+class IdleTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.guard = makeGuard(self.clock)
+        self.factory = GuardedFactory(self.guard, echoFactory(self.clock))
+
+    def test_idleAtOnceWithoutConnections(self) -> None:
+        """With no connection open, whenIdle has already fired."""
+        self.assertIsNone(self.successResultOf(self.guard.whenIdle()))
+
+    def test_firesWhenTheLastConnectionEndsAfterItsLogLine(self) -> None:
+        """whenIdle fires when the last connection ends, once that end is counted, not before."""
+        events = EventLoggingObserver.createWithCleanup(self, globalLogPublisher)
+        first, _ = connect(self.factory)
+        second, _ = connect(self.factory, OTHER)
+        idle = self.guard.whenIdle()
+        seen: list[int] = []
+        idle.addCallback(lambda _: seen.append(len(closedEvents(events))))
+        lose(first)
+        self.assertNoResult(idle)
+        lose(second)
+        self.successResultOf(idle)
+        self.assertEqual(seen, [2])
+        self.assertEqual(self.guard.stats.active, 0)
+
+    def test_cancelOnlyStopsWaiting(self) -> None:
+        """A cancelled wait fails with CancelledError and is not fired again by a later close."""
+        protocol, _ = connect(self.factory)
+        idle = self.guard.whenIdle()
+        idle.cancel()
+        self.failureResultOf(idle, CancelledError)
+        lose(protocol)
+        self.assertEqual(self.guard.connections, set())
 
 
 class TimeoutTests(SynchronousTestCase):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from twisted.internet import defer
 from twisted.internet.interfaces import IAddress, IProtocol, IProtocolFactory
 from twisted.internet.protocol import Protocol
 from twisted.internet.task import LoopingCall
@@ -60,6 +61,7 @@ class ServiceGuard:
         self.stats = stats or ServiceStats()
         self.counts = LiveCounts()
         self.connections: set[GuardedProtocol] = set()
+        self._idleWaiters: list[defer.Deferred[None]] = []
         self.refusals = ThrottledLog(self.log, clock)
         self._sweep: LoopingCall | None = None
         self._sweepPeriod = 0.0
@@ -112,6 +114,26 @@ class ServiceGuard:
             peer=peer,
             reason=reason,
         )
+
+    def whenIdle(self) -> defer.Deferred[None]:
+        """
+        A L{Deferred} that fires once no connection is open (at once if none is): a
+        graceful stop or a removed service waits on this event rather than polling.
+        Cancelling it only stops the waiting.
+        """
+        if not self.connections:
+            return defer.succeed(None)
+        waiter: defer.Deferred[None] = defer.Deferred(self._idleWaiters.remove)
+        self._idleWaiters.append(waiter)
+        return waiter
+
+    def forget(self, connection: GuardedProtocol) -> None:
+        """C{connection} has ended and reported it: if it was the last, tell the waiters."""
+        self.connections.discard(connection)
+        if not self.connections and self._idleWaiters:
+            waiters, self._idleWaiters = self._idleWaiters, []
+            for waiter in waiters:
+                waiter.callback(None)
 
     def abortAll(self) -> None:
         """Abort every open connection (at the end of a graceful stop)."""
@@ -363,8 +385,14 @@ class GuardedProtocol(ProtocolWrapper):
         self.transport.loseConnection()
 
     def connectionLost(self, reason: Failure | None = None) -> None:
+        try:
+            self._ended(reason)
+        finally:
+            # Last, so whoever waits for the service to be idle sees this end reported.
+            self.guard.forget(self)
+
+    def _ended(self, reason: Failure | None) -> None:
         guard = self.guard
-        guard.connections.discard(self)
         inner = self.wrappedProtocol
         if inner is None or self.peer is None:
             return

@@ -32,12 +32,8 @@ from netd.serving.listener import Listener
 
 __all__ = ["Daemon", "DaemonObserver", "ServiceRuntime"]
 
-#: How often a graceful stop looks whether the last connections are gone.
-DRAIN_POLL = 0.05
 #: How long aborted connections get to report their end.
 ABORT_GRACE = 1.0
-#: How often a removed service looks whether its last connections are gone.
-REAP_POLL = 1.0
 
 
 class DaemonObserver(Protocol):
@@ -350,15 +346,14 @@ class Daemon(MultiService):
         """A removed service stops accepting now and stops for good once its connections end."""
         runtime.stopAccepting()
         self.draining.append(runtime)
-        self._reapDrained()
+        runtime.guard.whenIdle().addCallback(lambda _: self._reap(runtime))
 
-    def _reapDrained(self) -> None:
-        for runtime in list(self.draining):
-            if not runtime.guard.connections and runtime.parent is self:
-                self.draining.remove(runtime)
+    def _reap(self, runtime: ServiceRuntime) -> None:
+        """C{runtime}, retired, has no connection left: remove it (unless the daemon stopped)."""
+        if runtime in self.draining:
+            self.draining.remove(runtime)
+            if runtime.parent is self and self.running:
                 self.removeService(runtime)
-        if self.draining and self.running:
-            self.reactor.callLater(REAP_POLL, self._reapDrained)
 
     def stopService(self) -> defer.Deferred[None]:
         """
@@ -391,10 +386,13 @@ class Daemon(MultiService):
         await defer.maybeDeferred(super().stopService)
 
     async def _drain(self, runtimes: list[ServiceRuntime], timeout: float) -> None:
-        """Wait until C{runtimes} hold no connection, or C{timeout} seconds."""
-        deadline = self.reactor.seconds() + timeout
-        while any(r.guard.connections for r in runtimes) and self.reactor.seconds() < deadline:
-            await _sleep(self.reactor, DRAIN_POLL)
+        """
+        Wait until C{runtimes} hold no connection (the event each guard fires when its
+        last connection ends), or C{timeout} seconds, whichever comes first.
+        """
+        idle = defer.DeferredList([r.guard.whenIdle() for r in runtimes], consumeErrors=True)
+        # On timeout the list is cancelled, which cancels each wait: it then fires normally.
+        await idle.addTimeout(timeout, self.reactor)
 
 
 def _walk(service: Any) -> list[Any]:
@@ -404,8 +402,3 @@ def _walk(service: Any) -> list[Any]:
         found.extend(_walk(child))
     return found
 
-
-def _sleep(reactor: Any, seconds: float) -> defer.Deferred[None]:
-    d: defer.Deferred[None] = defer.Deferred()
-    reactor.callLater(seconds, d.callback, None)
-    return d
