@@ -27,11 +27,11 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from netd.logs import format as logformat
 from netd.logs.format import (
-    configuredJSONObserver,
+    configuredObserver,
     eventAsJSON,
     jsonObserverFactory,
     stdoutJSONObserver,
-    useJSONLogging,
+    useLogFormat,
 )
 
 SIGUSR1 = getattr(signal, "SIGUSR1", None)
@@ -334,37 +334,63 @@ class ObserverFactoryTests(SynchronousTestCase):
         self.emitTo(stdoutJSONObserver(), "hello")
         self.assertEqual(json.loads(stdout.getvalue())["message"], "hello")
 
-    def test_useJSONLoggingThroughTwistdOptions(self) -> None:
-        """After L{useJSONLogging}, twistd's own option processing and logger pick the JSON log file."""
+    def test_useLogFormatJSONThroughTwistdOptions(self) -> None:
+        """After L{useLogFormat}, twistd's own option processing and logger pick the JSON log file."""
         self.patch(logformat, "_configuredFactory", None)
         path = self.mktemp()
         config = ServerOptions()
         config["logfile"] = path
         config["nodaemon"] = True
-        useJSONLogging(config)
+        useLogFormat(config, "json")
         config.postOptions()  # twistd's: runs after the subcommand's, resolving "logger"
-        self.assertIs(config["logger"], configuredJSONObserver)
+        self.assertIs(config["logger"], configuredObserver)
         observer = self.openFileObserver(UnixAppLogger(config)._observerFactory)
         self.emitTo(observer, "hello")
         self.assertEqual(self.readLines(path)[0]["message"], "hello")
 
-    def test_useJSONLoggingSetsDottedName(self) -> None:
-        """L{useJSONLogging} gives twistd a dotted name resolving to the configured factory."""
+    def test_useLogFormatJSONSetsDottedName(self) -> None:
+        """L{useLogFormat} gives twistd a dotted name resolving to the configured factory."""
         self.patch(logformat, "_configuredFactory", None)
         config: dict[str, Any] = {"logfile": None, "nodaemon": True, "logger": None}
-        useJSONLogging(config)
-        self.assertIs(namedAny(config["logger"]), configuredJSONObserver)
+        useLogFormat(config, "json")
+        self.assertIs(namedAny(config["logger"]), configuredObserver)
 
-    def test_useJSONLoggingConflicts(self) -> None:
+    def test_useLogFormatJSONConflicts(self) -> None:
         """Asking for JSON together with twistd's C{--logger} or C{--syslog} is a usage error."""
         self.patch(logformat, "_configuredFactory", None)
-        self.assertRaises(usage.UsageError, useJSONLogging, {"logger": "some.other.observer"})
-        self.assertRaises(usage.UsageError, useJSONLogging, {"syslog": True})
+        self.assertRaises(
+            usage.UsageError, lambda c: useLogFormat(c, "json"), {"logger": "some.other.observer"}
+        )
+        self.assertRaises(usage.UsageError, lambda c: useLogFormat(c, "json"), {"syslog": True})
+
+    def test_useTextLoggingThroughTwistdOptions(self) -> None:
+        """With the text format, twistd's log file gets netd's text lines, as twistd writes them."""
+        self.patch(logformat, "_configuredFactory", None)
+        path = self.mktemp()
+        config = ServerOptions()
+        config["logfile"] = path
+        config["nodaemon"] = True
+        useLogFormat(config, "text")
+        config.postOptions()
+        self.assertIs(config["logger"], configuredObserver)
+        observer = self.openFileObserver(UnixAppLogger(config)._observerFactory)
+        self.emitTo(observer, "hello")
+        with open(path) as f:
+            self.assertRegex(f.read(), r"^\S+ \[netd.test#info\] hello\n$")
+
+    def test_useTextLoggingLeavesTwistdsChoice(self) -> None:
+        """With the text format, twistd's own C{--logger} or C{--syslog} stays in charge."""
+        self.patch(logformat, "_configuredFactory", None)
+        for config in ({"logger": "some.other.observer"}, {"syslog": True, "logger": None}):
+            before = dict(config)
+            useLogFormat(config, "text")
+            self.assertEqual(config, before)
+        self.assertIsNone(logformat._configuredFactory)
 
     def test_configuredWithoutUse(self) -> None:
-        """Naming the configured factory without L{useJSONLogging} fails clearly."""
+        """Naming the configured factory without L{useLogFormat} fails clearly."""
         self.patch(logformat, "_configuredFactory", None)
-        self.assertRaises(RuntimeError, configuredJSONObserver)
+        self.assertRaises(RuntimeError, configuredObserver)
 
 
 class LineReader:
@@ -477,13 +503,13 @@ class TwistdProcessTests(SynchronousTestCase):
             raise self.skipTest("no SIGUSR1 on this platform")
         path = os.path.abspath(self.mktemp())
         process = self.start(
-            "from netd.logs.format import useJSONLogging; from twisted.scripts.twistd import run; "
-            f"useJSONLogging({{'logfile': {path!r}, 'nodaemon': True}}); run()",
+            "from netd.logs.format import useLogFormat; from twisted.scripts.twistd import run; "
+            f"useLogFormat({{'logfile': {path!r}, 'nodaemon': True}}, 'json'); run()",
             [
                 "-n",
                 "--pidfile=",
                 "--logger",
-                "netd.logs.format.configuredJSONObserver",
+                "netd.logs.format.configuredObserver",
                 "netd",
                 "--proto",
                 "echo",

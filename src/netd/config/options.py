@@ -29,7 +29,7 @@ from netd.config.model import (
 from netd.config.policy import POLICY_KEYS, PolicyError, PolicyKey, buildPolicy
 from netd.config.settings import DAEMON_KEYS, DaemonSettings
 from netd.listen.endpoint import BadListen, parseListen
-from netd.logs.format import useJSONLogging
+from netd.logs.format import useLogFormat
 from netd.reactor import REACTORS, ReactorConflict, ReactorUnavailable, ensureReactor
 from netd.registry import Registry, UnknownProtocol
 
@@ -136,8 +136,8 @@ class Options(usage.Options):
 
     def postOptions(self) -> None:
         self.config = self._fromFile() if self["config"] else self._fromOptions()
-        if self.config.settings.logFormat == "json" and getattr(self, "parent", None) is not None:
-            useJSONLogging(self.parent)
+        if getattr(self, "parent", None) is not None:
+            useLogFormat(self.parent, self.config.settings.logFormat)
         reactor = self["reactor"]
         if reactor is not None and reactor not in REACTORS:
             raise usage.UsageError(

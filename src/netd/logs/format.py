@@ -1,5 +1,6 @@
 """
-JSON log output: every log event as one JSON object per line.
+netd's log output: twistd's classic text lines, rendered cheaply (L{netd.logs.text}), or
+every log event as one JSON object per line.
 
 Log collectors (journald, Loki, Elasticsearch) index structured fields far better than
 they parse Twisted's classic C{"timestamp [system] text"} lines, and netd's events
@@ -10,11 +11,11 @@ the foreground without C{--logfile} (or with C{--logfile -}), otherwise the name
 rotated on C{SIGUSR1} just as twistd rotates its own.
 
 twistd takes a custom observer from C{ServerOptions["logger"]}, and when one is given it
-skips all of its own log file handling; L{jsonObserverFactory} therefore reproduces that
-handling (C{UnixAppLogger._getLogObserver}).  twistd's own C{postOptions} passes that key
+skips all of its own log file handling; L{observerFactory} therefore reproduces that
+handling (C{UnixAppLogger._getLogObserver}) for both formats.  twistd's own C{postOptions} passes that key
 through L{namedAny} I{after} a subcommand's options are parsed, so the key must hold a
-dotted name, not a callable: L{useJSONLogging} records the factory here and points the
-key at the zero-argument L{configuredJSONObserver}.
+dotted name, not a callable: L{useLogFormat} records the factory here and points the
+key at the zero-argument L{configuredObserver}.
 """
 
 from __future__ import annotations
@@ -25,29 +26,33 @@ import sys
 import time
 from collections.abc import Callable, MutableMapping
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any, TextIO, cast
 
-from twisted.logger import FileLogObserver, ILogObserver, LoggingFile, formatEvent
+from twisted.logger import FileLogObserver, ILogObserver, LoggingFile
 from twisted.python import usage
 from twisted.python.logfile import LogFile
 from twisted.python.reflect import safe_repr, safe_str
 
+from netd.logs.text import formatMessage, textFileLogObserver
+
 __all__ = [
-    "configuredJSONObserver",
+    "configuredObserver",
     "eventAsJSON",
     "jsonFileLogObserver",
     "jsonObserverFactory",
+    "observerFactory",
     "stdoutJSONObserver",
-    "useJSONLogging",
+    "useLogFormat",
 ]
 
 #: The fields every line has; an event key of the same name never overrides them.
 _RESERVED = frozenset({"time", "level", "namespace", "message", "traceback"})
 
-#: Dotted name of L{configuredJSONObserver}, the value L{useJSONLogging} gives twistd.
-_CONFIGURED_NAME = f"{__name__}.configuredJSONObserver"
+#: Dotted name of L{configuredObserver}, the value L{useLogFormat} gives twistd.
+_CONFIGURED_NAME = f"{__name__}.configuredObserver"
 
-#: The factory L{useJSONLogging} recorded for L{configuredJSONObserver}; one per process,
+#: The factory L{useLogFormat} recorded for L{configuredObserver}; one per process,
 #: as there is one twistd per process.
 _configuredFactory: Callable[[], ILogObserver] | None = None
 
@@ -67,8 +72,16 @@ def _isoTime(timestamp: object) -> str:
     # Truncate to whole milliseconds first, so .9996 never rounds up to ".1000".
     millis = int(timestamp * 1000)
     seconds, ms = divmod(millis, 1000)
-    moment = datetime.fromtimestamp(seconds, UTC)
-    return f"{moment:%Y-%m-%dT%H:%M:%S}.{ms:03d}Z"
+    return f"{_utcSecond(seconds)}.{ms:03d}Z"
+
+
+@lru_cache(maxsize=4)
+def _utcSecond(seconds: int) -> str:
+    """
+    A whole second as ISO 8601 UTC without the zone letter; cached, because every event
+    of the same second shares it and C{strftime} costs more than the rest of the line.
+    """
+    return f"{datetime.fromtimestamp(seconds, UTC):%Y-%m-%dT%H:%M:%S}"
 
 
 def _level(event: dict[str, Any]) -> str:
@@ -89,11 +102,12 @@ def _message(event: dict[str, Any]) -> str:
     """
     The event's human-readable text.
 
-    L{formatEvent} handles new-style events and legacy ones that went through Twisted's
-    bridge (which adds a C{log_format}); for a raw legacy dict it returns C{""}, so the
-    legacy C{message} tuple (or C{format}) is rendered as C{twisted.python.log} would.
+    L{formatMessage} (Twisted's L{formatEvent}, faster) handles new-style events and
+    legacy ones that went through Twisted's bridge (which adds a C{log_format}); for a
+    raw legacy dict it returns C{""}, so the legacy C{message} tuple (or C{format}) is
+    rendered as C{twisted.python.log} would.
     """
-    text = formatEvent(event)
+    text = formatMessage(event)
     if text or "log_format" in event:
         return text
     legacy = event.get("message")
@@ -238,11 +252,15 @@ def _rotateOnSIGUSR1(logFile: LogFile) -> None:
         signal.signal(sigusr1, rotateLog)
 
 
-def jsonObserverFactory(
-    logfile: str | None, nodaemon: bool, *, stdout: TextIO | None = None
+def observerFactory(
+    observerFor: Callable[[Any], ILogObserver],
+    logfile: str | None,
+    nodaemon: bool,
+    *,
+    stdout: TextIO | None = None,
 ) -> Callable[[], ILogObserver]:
     """
-    A twistd observer factory writing JSON lines where twistd would write its text log.
+    A twistd observer factory writing where twistd would write its text log.
 
     twistd calls a custom factory instead of opening its log file, so the factory
     repeats twistd's rules (C{UnixAppLogger._getLogObserver}) when called:
@@ -255,6 +273,7 @@ def jsonObserverFactory(
     Nothing is opened until the call, which twistd makes before daemonising, so a
     relative path is taken from the directory twistd was started in.
 
+    @param observerFor: makes the observer for the stream or L{LogFile} chosen.
     @param logfile: twistd's C{logfile} option (C{None}, C{""}, C{"-"} or a path).
     @param nodaemon: twistd's C{nodaemon} option.
     @param stdout: the stream meant by "stdout"; default C{sys.stdout} at call time.
@@ -265,14 +284,23 @@ def jsonObserverFactory(
         if logfile == "-":
             if not nodaemon:
                 sys.exit("Daemons cannot log to stdout, exiting!")
-            return jsonFileLogObserver(_realStdout(stdout))
+            return observerFor(_realStdout(stdout))
         if nodaemon and not logfile:
-            return jsonFileLogObserver(_realStdout(stdout))
+            return observerFor(_realStdout(stdout))
         logFile = LogFile.fromFullPath(logfile or "twistd.log")
         _rotateOnSIGUSR1(logFile)
-        return jsonFileLogObserver(logFile)
+        return observerFor(logFile)
 
     return makeObserver
+
+
+def jsonObserverFactory(
+    logfile: str | None, nodaemon: bool, *, stdout: TextIO | None = None
+) -> Callable[[], ILogObserver]:
+    """
+    L{observerFactory} for JSON lines (L{jsonFileLogObserver}).
+    """
+    return observerFactory(jsonFileLogObserver, logfile, nodaemon, stdout=stdout)
 
 
 def stdoutJSONObserver() -> ILogObserver:
@@ -284,37 +312,50 @@ def stdoutJSONObserver() -> ILogObserver:
     return jsonObserverFactory("-", True)()
 
 
-def configuredJSONObserver() -> ILogObserver:
+def configuredObserver() -> ILogObserver:
     """
-    The observer recorded by L{useJSONLogging}: the zero-argument callable twistd's
+    The observer recorded by L{useLogFormat}: the zero-argument callable twistd's
     C{--logger} option needs, for settings only known once options are parsed.
 
-    @raise RuntimeError: if L{useJSONLogging} was not called in this process.
+    @raise RuntimeError: if L{useLogFormat} was not called in this process.
     """
     if _configuredFactory is None:
-        raise RuntimeError(f"{_CONFIGURED_NAME} needs netd.logs.format.useJSONLogging first")
+        raise RuntimeError(f"{_CONFIGURED_NAME} needs netd.logs.format.useLogFormat first")
     return _configuredFactory()
 
 
-def useJSONLogging(config: MutableMapping[str, Any]) -> None:
+def useLogFormat(config: MutableMapping[str, Any], logFormat: str) -> None:
     """
-    Make twistd log JSON lines, given its C{ServerOptions}: call from a subcommand's
-    C{postOptions} with C{self.parent}.
+    Make twistd log in netd's C{text} or C{json} format, given its C{ServerOptions}:
+    call from a subcommand's C{postOptions} with C{self.parent}.
 
-    This records L{jsonObserverFactory} for the parsed C{logfile} and C{nodaemon} and
-    sets C{config["logger"]} to the I{dotted name} of L{configuredJSONObserver}: twistd's
-    own C{postOptions}, which runs after the subcommand's, resolves that key with
-    L{namedAny}, so a callable stored there would be rejected.
+    Both formats are rendered by netd (L{netd.logs.text}, L{eventAsJSON}) because
+    Twisted's own text observer costs more per event than serving a short connection;
+    the text is the very line twistd writes.  This records L{observerFactory} for the
+    parsed C{logfile} and C{nodaemon} and sets C{config["logger"]} to the I{dotted
+    name} of L{configuredObserver}: twistd's own C{postOptions}, which runs after the
+    subcommand's, resolves that key with L{namedAny}, so a callable stored there would
+    be rejected.
 
     @param config: twistd's parsed options (C{logfile}, C{nodaemon}, C{syslog},
         C{logger} are read; C{logger} is set).
-    @raise usage.UsageError: if C{--logger} or C{--syslog} was also given, since either
-        would silently replace or be replaced by the JSON log.
+    @param logFormat: C{"text"} or C{"json"}.
+    @raise usage.UsageError: if C{--logger} or C{--syslog} was also given with C{json},
+        since either would silently replace or be replaced by the JSON log.  With
+        C{text}, twistd's own C{--logger} or C{--syslog} is left to do its work.
     """
     global _configuredFactory
-    if config.get("logger") not in (None, _CONFIGURED_NAME):
+    if logFormat == "text":
+        if config.get("logger") is not None or config.get("syslog"):
+            return  # twistd's --logger or --syslog (or an observer set up before) rules
+        observerFor: Callable[[Any], ILogObserver] = textFileLogObserver
+    elif config.get("logger") not in (None, _CONFIGURED_NAME):
         raise usage.UsageError("--log-format json cannot be combined with twistd's --logger")
-    if config.get("syslog"):
+    elif config.get("syslog"):
         raise usage.UsageError("--log-format json cannot be combined with twistd's --syslog")
-    _configuredFactory = jsonObserverFactory(config.get("logfile"), bool(config.get("nodaemon")))
+    else:
+        observerFor = jsonFileLogObserver
+    _configuredFactory = observerFactory(
+        observerFor, config.get("logfile"), bool(config.get("nodaemon"))
+    )
     config["logger"] = _CONFIGURED_NAME
