@@ -15,13 +15,18 @@ from __future__ import annotations
 from typing import Any
 
 from twisted.internet import defer
-from twisted.internet.interfaces import IAddress, IProtocol, IProtocolFactory
+from twisted.internet.interfaces import (
+    IAddress,
+    IHalfCloseableProtocol,
+    IProtocol,
+    IProtocolFactory,
+)
 from twisted.internet.protocol import Protocol
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
 from twisted.python.failure import Failure
-from zope.interface import directlyProvides, providedBy
+from zope.interface import alsoProvides, directlyProvides, providedBy
 
 from netd.address import formatAddress
 from netd.admission.policy import Policy
@@ -253,6 +258,7 @@ class GuardedProtocol(ProtocolWrapper):
         self.started = self.lastActive = self.guard.clock.seconds()
         self._seen = 0
         self.peer: IAddress | None = None
+        self.host: IAddress | None = None
         self._parser: ProxyHeaderParser | None = None
         self._deliver: Any = self._drop
 
@@ -282,6 +288,7 @@ class GuardedProtocol(ProtocolWrapper):
         Protocol.makeConnection(self, transport)
         self.guard.connections.add(self)
         if self.wrappedProtocol is not None:
+            self._passHalfClose()
             self._deliver = self.wrappedProtocol.dataReceived
             self.wrappedProtocol.makeConnection(self)
         else:
@@ -320,10 +327,29 @@ class GuardedProtocol(ProtocolWrapper):
             else:
                 self.transport.loseConnection()
             return
+        if getattr(info.destination, "host", None) and source is info.source:
+            self.host = info.destination
+        self._passHalfClose()
         self._deliver = self.wrappedProtocol.dataReceived
         self.wrappedProtocol.makeConnection(self)
         if rest:
             self._deliver(rest)
+
+    def _passHalfClose(self) -> None:
+        """
+        Be half-closeable when the protocol is (a forward relay is), so an end of the
+        client's input reaches it as C{readConnectionLost} instead of closing both ways.
+        """
+        if IHalfCloseableProtocol.providedBy(self.wrappedProtocol):
+            alsoProvides(self, IHalfCloseableProtocol)
+
+    def readConnectionLost(self) -> None:
+        if self.wrappedProtocol is not None:
+            self.wrappedProtocol.readConnectionLost()
+
+    def writeConnectionLost(self) -> None:
+        if self.wrappedProtocol is not None:
+            self.wrappedProtocol.writeConnectionLost()
 
     def write(self, data: bytes) -> None:
         self.bytesOut += len(data)
@@ -335,6 +361,10 @@ class GuardedProtocol(ProtocolWrapper):
 
     def getPeer(self) -> IAddress:
         return self.peer or self.transport.getPeer()
+
+    def getHost(self) -> IAddress:
+        """The address the client connected to: behind a proxy, the one its header names."""
+        return self.host or self.transport.getHost()
 
     def loseConnection(self) -> None:
         if self.endReason is None:

@@ -24,6 +24,10 @@ policy key of L{POLICY_KEYS}, and the protocol's own options.  Should a protocol
 option named like a policy key or one of C{protocol}, C{listen}, C{enabled}, netd's key
 wins and that option keeps its default: netd's keys mean the same thing for every service,
 whatever protocol it runs, so a plugin cannot change what C{max-connections} does.
+
+A table with C{forward} (and optionally C{send-proxy}) relays its connections to a
+backend instead of serving a protocol (L{netd.forward}); it takes no C{protocol} and
+needs C{listen}.
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ from netd.config.model import (
 )
 from netd.config.policy import POLICY_KEYS, PolicyError, buildPolicy
 from netd.config.settings import DAEMON_KEYS, DaemonSettings
+from netd.forward.service import FORWARD_KEYS, ForwardError, Forwarding, forwardingFrom
 from netd.interfaces import INetdProtocol
 from netd.listen.endpoint import BadListen, ListenSpec, parseListen
 from netd.registry import Registry, UnknownProtocol
@@ -288,10 +293,16 @@ def _service(
 
     @return: the service, or C{None} when it is disabled.
     """
-    protocol = _protocol(path, name, body, registry)
-    options = [option.name for option in protocol.options if option.name not in _RESERVED]
-    known = [*SERVICE_KEYS, *(key.name for key in POLICY_KEYS), *options]
-    _refuseForeignOptions(path, name, body, known, protocol, registry)
+    protocol: INetdProtocol
+    if any(key in body for key in FORWARD_KEYS):
+        protocol = _forwarding(path, name, body)
+        options: list[str] = []
+        known = [*SERVICE_KEYS, *FORWARD_KEYS, *(key.name for key in POLICY_KEYS)]
+    else:
+        protocol = _protocol(path, name, body, registry)
+        options = [option.name for option in protocol.options if option.name not in _RESERVED]
+        known = [*SERVICE_KEYS, *(key.name for key in POLICY_KEYS), *options]
+        _refuseForeignOptions(path, name, body, known, protocol, registry)
     _refuseUnknown(path, body, known, name)
     enabled = body.get("enabled", True)
     if not isinstance(enabled, bool):
@@ -338,6 +349,14 @@ def _refuseForeignOptions(
             )
 
 
+def _forwarding(path: str, name: str, body: Mapping[str, Any]) -> Forwarding:
+    """A forward service's target and PROXY version (L{netd.forward.service})."""
+    try:
+        return forwardingFrom(body)
+    except ForwardError as e:
+        raise ConfigFileError(path, e.problem, service=name, key=e.key) from None
+
+
 def _protocol(path: str, name: str, body: Mapping[str, Any], registry: Registry) -> INetdProtocol:
     """The service's protocol: its C{protocol} key, or else the table's own name."""
     protocolName = body.get("protocol", name)
@@ -360,6 +379,10 @@ def _listen(
     protocol's default (loopback, TCP), exactly as without C{--listen}.
     """
     if "listen" not in body:
+        if not protocol.defaultPort:  # a forward service: no port is its own
+            raise ConfigFileError(
+                path, f"a {protocol.name} service needs listen", service=name, key="listen"
+            )
         return defaultListen(protocol)
     raw = body["listen"]
     descriptions: Sequence[object] = [raw] if isinstance(raw, str) else raw

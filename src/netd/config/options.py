@@ -28,6 +28,7 @@ from netd.config.model import (
 )
 from netd.config.policy import POLICY_KEYS, PolicyError, PolicyKey, buildPolicy
 from netd.config.settings import DAEMON_KEYS, DaemonSettings
+from netd.forward.service import FORWARD_KEYS, ForwardError, Forwarding, forwardingFrom
 from netd.listen.endpoint import BadListen, parseListen
 from netd.logs.format import useLogFormat
 from netd.reactor import REACTORS, ReactorConflict, ReactorUnavailable, ensureReactor
@@ -63,6 +64,14 @@ class Options(usage.Options):
     optParameters: ClassVar[list[Any]] = [
         ["proto", "p", None, "the protocol to serve (see --list)"],
         ["config", "c", None, "serve the services of this TOML file (SIGHUP re-reads it)"],
+        [
+            "forward",
+            None,
+            None,
+            "relay each connection to this backend instead of serving a protocol: "
+            "tcp:IP:PORT or unix:PATH (IP literals only; needs --listen)",
+        ],
+        ["send-proxy", None, None, "with --forward: send a PROXY header first (v1 or v2)"],
         [
             "reactor",
             None,
@@ -150,11 +159,19 @@ class Options(usage.Options):
 
     def _given(self, names: Iterable[str]) -> dict[str, Any]:
         """The options among C{names} that were given (not left at their default)."""
-        return {name: self[name] for name in names if self[name] not in (None, 0, [])}
+        # get: options of other front ends (--exec) may not exist in this build
+        return {name: self.get(name) for name in names if self.get(name) not in (None, 0, [])}
 
     def _fromFile(self) -> DaemonConfig:
         mixed = self._given(
-            ["proto", "listen", *self.protocolOptions, *_POLICY_NAMES, *_DAEMON_NAMES]
+            [
+                "proto",
+                "listen",
+                *FORWARD_KEYS,
+                *self.protocolOptions,
+                *_POLICY_NAMES,
+                *_DAEMON_NAMES,
+            ]
         )
         if mixed:
             raise usage.UsageError(
@@ -166,6 +183,8 @@ class Options(usage.Options):
             raise usage.UsageError(str(e)) from None
 
     def _fromOptions(self) -> DaemonConfig:
+        if self["forward"] is not None or self["send-proxy"] is not None:
+            return self._forwardFromOptions()
         if self["proto"] is None:
             raise usage.UsageError(
                 f"--proto or --config is required; protocols: {', '.join(self.registry.names())}"
@@ -186,10 +205,46 @@ class Options(usage.Options):
             (ServiceConfig(protocol.name, protocol, listen, settings, policy),), daemon
         )
 
+    def _forwardFromOptions(self) -> DaemonConfig:
+        """
+        C{--forward}: one forward service, named C{forward}, with the policy and daemon
+        options as for a protocol.  C{--proto} (or another way of serving) is refused.
+        """
+        for other in [*self._given(["proto", "exec", "wait"]), *self._given(self.protocolOptions)]:
+            raise usage.UsageError(
+                f"--forward and --{other} cannot be combined: a forwarded connection is "
+                "served by its backend"
+            )
+        try:
+            forwarding = _forwarding(self._given(FORWARD_KEYS))
+            if not self["listen"]:
+                raise ConfigError(
+                    "needs --listen: a forward service has no port of its own", "forward"
+                )
+            listen = tuple(self["listen"])
+            checkListeners(forwarding, listen)
+            policy = buildPolicy(
+                {**self._given(_POLICY_NAMES), **dict.fromkeys(self._given(_FLAGS), True)}
+            )
+            daemon = DaemonSettings(**_coerced(DAEMON_KEYS, self._given(_DAEMON_NAMES)))
+        except (ConfigError, PolicyError) as e:
+            raise _usageError(e) from None
+        return DaemonConfig(
+            (ServiceConfig(forwarding.name, forwarding, listen, {}, policy),), daemon
+        )
+
 
 _POLICY_NAMES = [key.name for key in POLICY_KEYS]
 _DAEMON_NAMES = [key.name for key in DAEMON_KEYS]
 _FLAGS = [key.name for key in POLICY_KEYS if key.flag]
+
+
+def _forwarding(values: dict[str, Any]) -> Forwarding:
+    """L{forwardingFrom}, its error as a L{ConfigError} like any other setting's."""
+    try:
+        return forwardingFrom(values)
+    except ForwardError as e:
+        raise ConfigError(e.problem, e.key) from None
 
 
 def _coerced(keys: Iterable[PolicyKey], given: dict[str, Any]) -> dict[str, Any]:
