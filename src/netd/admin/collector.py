@@ -97,6 +97,7 @@ class DaemonCollector(Collector):
         yield _durations(runtimes)
         yield _listenersUp(runtimes)
         yield from _lineLogs(runtimes)
+        yield from _forwards(runtimes)
         yield CounterMetricFamily(
             PREFIX + "config_reloads", "Configuration reloads applied.", value=self.daemon.reloads
         )
@@ -141,6 +142,50 @@ def _lineLogs(runtimes: list[ServiceRuntime]) -> Iterator[Metric]:
             if outputs:
                 family.add_metric([service], sum(o.counters()[counter] for o in outputs))
         yield family
+
+
+def _forwards(runtimes: list[ServiceRuntime]) -> Iterator[Metric]:
+    """
+    The relays' counters of forward services (summed over the configurations a reload
+    replaced, whose counters stay in the service tree).
+    """
+    from netd.forward.connector import FAILURE_REASONS
+    from netd.forward.service import ForwardCounters
+
+    stats = {
+        r.config.name: [s.stats for s in _tree(r) if isinstance(s, ForwardCounters)]
+        for r in runtimes
+    }
+    stats = {service: found for service, found in stats.items() if found}
+    if not stats:
+        return
+    forwarded = CounterMetricFamily(
+        PREFIX + "forward_connections",
+        "Connections relayed to the backend (its connect succeeded).",
+        labels=["service"],
+    )
+    failed = CounterMetricFamily(
+        PREFIX + "forward_connect_failures",
+        "Backend connects that failed, by reason.",
+        labels=["service", "reason"],
+    )
+    relayed = CounterMetricFamily(
+        PREFIX + "forward_bytes",
+        "Bytes relayed, by direction (to-backend, to-client).",
+        labels=["service", "direction"],
+    )
+    connecting = GaugeMetricFamily(
+        PREFIX + "forward_connecting", "Backend connects in progress.", labels=["service"]
+    )
+    for service, found in stats.items():
+        forwarded.add_metric([service], sum(s.forwarded for s in found))
+        reasons = sorted({*FAILURE_REASONS, *(reason for s in found for reason in s.failed)})
+        for reason in reasons:
+            failed.add_metric([service, reason], sum(s.failed[reason] for s in found))
+        relayed.add_metric([service, "to-backend"], sum(s.toBackend for s in found))
+        relayed.add_metric([service, "to-client"], sum(s.toClient for s in found))
+        connecting.add_metric([service], sum(s.connecting for s in found))
+    yield from (forwarded, failed, relayed, connecting)
 
 
 def _tree(service: Any) -> Iterator[Any]:

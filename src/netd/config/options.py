@@ -210,6 +210,8 @@ class Options(usage.Options):
         C{--forward}: one forward service, named C{forward}, with the policy and daemon
         options as for a protocol.  C{--proto} (or another way of serving) is refused.
         """
+        if self["forward"] is None:
+            raise usage.UsageError("--send-proxy: needs --forward (the header goes to its backend)")
         for other in [*self._given(["proto", "exec", "wait"]), *self._given(self.protocolOptions)]:
             raise usage.UsageError(
                 f"--forward and --{other} cannot be combined: a forwarded connection is "

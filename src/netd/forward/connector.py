@@ -24,12 +24,16 @@ from netd.forward.stats import ForwardStats
 from netd.forward.target import Target
 from netd.logs.throttled import ThrottledLog
 
-__all__ = ["PRECONNECT_LIMIT", "ClientSide", "ForwardFactory", "failureReason"]
+__all__ = ["FAILURE_REASONS", "PRECONNECT_LIMIT", "ClientSide", "ForwardFactory", "failureReason"]
 
 #: Bytes of a client's input held while the backend connect is in progress; beyond it,
 #: reading the client pauses (the kernel's buffers hold the rest), so a client that
 #: sends fast to a slow backend costs netd bounded memory.
 PRECONNECT_LIMIT = 64 * 1024
+
+
+#: The reasons a connect fails, as counted (always exported, zero until one happens).
+FAILURE_REASONS = ("refused", "timeout", "unreachable", "error")
 
 
 def failureReason(failure: Failure) -> str:
