@@ -7,6 +7,7 @@ a reload that changes the target or fails.
 from __future__ import annotations
 
 import io
+import json
 
 from twisted.internet.testing import MemoryReactorClock
 from twisted.python.usage import UsageError
@@ -19,6 +20,7 @@ from netd.forward.service import Forwarding
 from netd.forward.target import CONNECT_TIMEOUT, BadTarget, parseTarget
 from netd.options import Options, optionsFor
 from tests.support import builtins
+from tests.test_admin import buildDaemon, client, fetch, labels, samples
 
 FILE = "netd.toml"
 
@@ -227,3 +229,39 @@ class ReloadTests(SynchronousTestCase):
         self.assertFalse(self.daemon.reload())
         self.assertEqual(self.target(), "tcp:192.0.2.10:443")
         self.assertEqual(self.daemon.reloadFailures, 1)
+
+
+class AdminTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.daemon = buildDaemon(
+            "--forward", "tcp:192.0.2.10:443", "--send-proxy", "v2", "--listen", "tcp:10443"
+        )
+        [runtime] = self.daemon.runtimes()
+        self.stats = runtime.served.stream.stats  # type: ignore[union-attr]
+
+    def test_metricsCountRelays(self) -> None:
+        """/metrics shows forwarded connections, failed connects by reason and bytes each way."""
+        self.stats.forwarded += 4
+        self.stats.failed["refused"] += 2
+        self.stats.toBackend += 100
+        self.stats.toClient += 2000
+        found = samples(fetch(self, client(self.daemon), "/metrics").body)
+        expected = {
+            ("netd_forward_connections_total", labels(service="forward")): 4,
+            ("netd_forward_connect_failures_total", labels(service="forward", reason="refused")): 2,
+            ("netd_forward_connect_failures_total", labels(service="forward", reason="timeout")): 0,
+            ("netd_forward_bytes_total", labels(service="forward", direction="to-backend")): 100,
+            ("netd_forward_bytes_total", labels(service="forward", direction="to-client")): 2000,
+            ("netd_forward_connecting", labels(service="forward")): 0,
+        }
+        self.assertEqual({key: found.get(key) for key in expected}, expected)
+
+    def test_servicesPageNamesTheTarget(self) -> None:
+        """/services shows a forward service's target, PROXY version and relay counters."""
+        self.stats.forwarded += 1
+        body = json.loads(fetch(self, client(self.daemon), "/services").body)
+        [service] = body["services"]
+        self.assertEqual(service["protocol"], "forward")
+        self.assertEqual(service["forward"]["target"], "tcp:192.0.2.10:443")
+        self.assertEqual(service["forward"]["send-proxy"], "v2")
+        self.assertEqual(service["forward"]["stats"]["forwarded"], 1)

@@ -150,13 +150,10 @@ def _forwards(runtimes: list[ServiceRuntime]) -> Iterator[Metric]:
     replaced, whose counters stay in the service tree).
     """
     from netd.forward.connector import FAILURE_REASONS
-    from netd.forward.service import ForwardCounters
+    from netd.forward.service import totalStats
 
-    stats = {
-        r.config.name: [s.stats for s in _tree(r) if isinstance(s, ForwardCounters)]
-        for r in runtimes
-    }
-    stats = {service: found for service, found in stats.items() if found}
+    found = [(r.config.name, totalStats(r)) for r in runtimes]
+    stats = [(service, total) for service, total in found if total is not None]
     if not stats:
         return
     forwarded = CounterMetricFamily(
@@ -177,14 +174,13 @@ def _forwards(runtimes: list[ServiceRuntime]) -> Iterator[Metric]:
     connecting = GaugeMetricFamily(
         PREFIX + "forward_connecting", "Backend connects in progress.", labels=["service"]
     )
-    for service, found in stats.items():
-        forwarded.add_metric([service], sum(s.forwarded for s in found))
-        reasons = sorted({*FAILURE_REASONS, *(reason for s in found for reason in s.failed)})
-        for reason in reasons:
-            failed.add_metric([service, reason], sum(s.failed[reason] for s in found))
-        relayed.add_metric([service, "to-backend"], sum(s.toBackend for s in found))
-        relayed.add_metric([service, "to-client"], sum(s.toClient for s in found))
-        connecting.add_metric([service], sum(s.connecting for s in found))
+    for service, total in stats:
+        forwarded.add_metric([service], total.forwarded)
+        for reason in sorted({*FAILURE_REASONS, *total.failed}):
+            failed.add_metric([service, reason], total.failed[reason])
+        relayed.add_metric([service, "to-backend"], total.toBackend)
+        relayed.add_metric([service, "to-client"], total.toClient)
+        connecting.add_metric([service], total.connecting)
     yield from (forwarded, failed, relayed, connecting)
 
 

@@ -31,7 +31,7 @@ def describeService(runtime: ServiceRuntime) -> dict[str, Any]:
     (C{stats} counts bytes of finished connections; C{/metrics} adds the live ones).
     """
     config = runtime.config
-    return {
+    described = {
         "name": runtime.config.name,
         "protocol": config.protocol.name,
         "listeners": [
@@ -41,6 +41,28 @@ def describeService(runtime: ServiceRuntime) -> dict[str, Any]:
         "policy": describePolicy(config.policy),
         "connections": len(runtime.guard.connections),
         "stats": runtime.guard.stats.snapshot(),
+    }
+    forward = describeForward(runtime)
+    if forward is not None:
+        described["forward"] = forward
+    return described
+
+
+def describeForward(runtime: ServiceRuntime) -> dict[str, Any] | None:
+    """
+    A forward service's target, PROXY version and relay counters (summed over the
+    configurations reloads replaced); C{None} for any other service.
+    """
+    from netd.forward.service import Forwarding, totalStats
+
+    forwarding = runtime.config.protocol
+    stats = totalStats(runtime)
+    if not isinstance(forwarding, Forwarding) or stats is None:
+        return None
+    return {
+        "target": forwarding.target.description,
+        "send-proxy": forwarding.sendProxy,
+        "stats": stats.snapshot(),
     }
 
 

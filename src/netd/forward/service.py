@@ -31,6 +31,7 @@ __all__ = [
     "ForwardError",
     "Forwarding",
     "forwardingFrom",
+    "totalStats",
 ]
 
 
@@ -65,6 +66,27 @@ class ForwardCounters(Service):
 
     def __init__(self, stats: ForwardStats) -> None:
         self.stats = stats
+
+
+def totalStats(service: Any) -> ForwardStats | None:
+    """
+    The relay counters of a service (a L{netd.daemon.ServiceRuntime}), summed over every
+    configuration it has run; C{None} for a service that never forwarded.
+    """
+    found = [child.stats for child in _tree(service) if isinstance(child, ForwardCounters)]
+    if not found:
+        return None
+    total = ForwardStats()
+    for stats in found:
+        total.add(stats)
+    return total
+
+
+def _tree(service: Any) -> list[Any]:
+    found = [service]
+    for child in getattr(service, "services", ()):
+        found.extend(_tree(child))
+    return found
 
 
 @implementer(INetdProtocol)

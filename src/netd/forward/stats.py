@@ -27,6 +27,14 @@ class ForwardStats:
         self.toClient = 0
         self.connecting = 0
 
+    def add(self, other: ForwardStats) -> None:
+        """Count C{other}'s figures in these too (to sum configurations across reloads)."""
+        self.forwarded += other.forwarded
+        self.failed.update(other.failed)
+        self.toBackend += other.toBackend
+        self.toClient += other.toClient
+        self.connecting += other.connecting
+
     def snapshot(self) -> dict[str, object]:
         """The counters as plain data (for tests and status pages)."""
         return {
