@@ -11,17 +11,20 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests.adversarial.haproxy import haproxyCommand
 from tests.integration.daemon import NETD, STARTUP_TIMEOUT, TWISTD, Daemon, _dieWithParent, run
 from tests.integration.test_admin import metrics
+from tests.test_tls import writePKI
 
 LOOP = "tcp:0:interface=127.0.0.1"
 TIMEOUT = 10.0
@@ -73,18 +76,18 @@ def forward(test: SynchronousTestCase, target: str, *extra: str) -> Daemon:
     return daemon
 
 
-class HalfCloseEcho:
+class OneShotBackend:
     """
-    A backend on plain sockets for one connection: reads until the end of its input, then
-    sends it all back and closes.  A relay that turns the client's half-close into a full
-    close, or loses it, gets nothing back.
+    A backend on plain sockets for one connection, served by C{answer(connection)} in a
+    thread; the connection is closed when it returns.
     """
 
-    def __init__(self, test: SynchronousTestCase) -> None:
+    def __init__(self, test: SynchronousTestCase, answer: Callable[[socket.socket], None]) -> None:
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.listener.settimeout(TIMEOUT)
         test.addCleanup(self.listener.close)
         self.address = self.listener.getsockname()
+        self.answer = answer
         self.thread = threading.Thread(target=self.serve, daemon=True)
         self.thread.start()
 
@@ -92,7 +95,12 @@ class HalfCloseEcho:
         connection, _ = self.listener.accept()
         with connection:
             connection.settimeout(TIMEOUT)
-            connection.sendall(readAll(connection))
+            self.answer(connection)
+
+
+def echoAfterEnd(connection: socket.socket) -> None:
+    """Read until the end of input, then send it all back: a lost half-close gets nothing."""
+    connection.sendall(readAll(connection))
 
 
 class ProxyBackend:
@@ -163,7 +171,7 @@ class RelayTests(SynchronousTestCase):
 
     def test_halfClose(self) -> None:
         """A client that shuts down its sending side still gets every byte of the backend's answer."""
-        backend = HalfCloseEcho(self)
+        backend = OneShotBackend(self, echoAfterEnd)
         daemon = forward(self, "tcp:{}:{}".format(*backend.address))
         data = payload()
         with socket.create_connection(daemon.address("forward"), timeout=TIMEOUT) as sock:
@@ -210,6 +218,33 @@ class RelayTests(SynchronousTestCase):
         self.assertEqual(
             found[("netd_forward_connections_total", frozenset({("service", "forward")}))], 0
         )
+
+
+class TLSListenerTests(SynchronousTestCase):
+    def test_backendEndClosesTheTLSClientCleanly(self) -> None:
+        """Behind an ssl: listener, bytes go both ways and the backend's end closes TLS properly."""
+        if shutil.which("openssl") is None:
+            if os.environ.get("NETD_REQUIRE_ALL") == "1":
+                self.fail("the openssl command is not installed (run `make tools`)")
+            self.skipTest("the openssl command is not installed (run `make tools`)")
+        paths = writePKI(os.path.abspath(self.mktemp()))
+        size = 64 * 1024
+        backend = OneShotBackend(self, lambda c: c.sendall(readExactly(c, size)))
+        listen = (
+            f"ssl:0:interface=127.0.0.1:privateKey={paths['server.key']}"
+            f":certKey={paths['server.pem']}"
+        )
+        daemon = Daemon(["--forward", "tcp:{}:{}".format(*backend.address), "--listen", listen])
+        self.addCleanup(daemon.stop)
+        context = ssl.create_default_context(cafile=paths["ca.pem"])
+        data = payload(size)
+        with socket.create_connection(daemon.address("forward"), timeout=TIMEOUT) as raw:
+            with context.wrap_socket(
+                raw, server_hostname="localhost", suppress_ragged_eofs=False
+            ) as sock:
+                sock.sendall(data)
+                received = readAll(sock)  # an EOF without close_notify would raise here
+        self.assertTrue(received == data)
 
 
 class SendProxyTests(SynchronousTestCase):
