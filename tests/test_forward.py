@@ -28,13 +28,13 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import alsoProvides
 from zope.interface.verify import verifyObject
 
+from netd.admission.guard import GuardedFactory, ServiceGuard
+from netd.admission.proxyheader import ProxyHeaderParser
+from netd.config.policy import buildPolicy
 from netd.forward.connector import PRECONNECT_LIMIT, ClientSide, ForwardFactory
 from netd.forward.relay import BackendSide
 from netd.forward.stats import ForwardStats
 from netd.forward.target import parseTarget
-from netd.guard import GuardedFactory, ServiceGuard
-from netd.policy import buildPolicy
-from netd.proxyheader import ProxyHeaderParser
 
 CLIENT = IPv4Address("TCP", "198.51.100.7", 40000)
 LISTENER = IPv4Address("TCP", "192.0.2.1", 10443)

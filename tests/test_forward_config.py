@@ -13,12 +13,12 @@ from twisted.internet.testing import MemoryReactorClock
 from twisted.python.usage import UsageError
 from twisted.trial.unittest import SynchronousTestCase
 
-from netd.config import ConfigFileError, parseConfig
-from netd.daemon import Daemon
+from netd.config.file import ConfigFileError, parseConfig
+from netd.config.options import Options, optionsFor
 from netd.forward.connector import ForwardFactory
 from netd.forward.service import Forwarding
 from netd.forward.target import CONNECT_TIMEOUT, BadTarget, parseTarget
-from netd.options import Options, optionsFor
+from netd.serving.daemon import Daemon
 from tests.support import builtins
 from tests.test_admin import buildDaemon, client, fetch, labels, samples
 

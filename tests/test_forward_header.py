@@ -1,7 +1,7 @@
 """
 Tests for L{netd.forward.header}: the PROXY header a forward service writes, checked
 byte for byte against the specification's layout and read back by netd's own parser
-(L{netd.proxyheader}) and by Twisted's own C{haproxy:} endpoint (L{proxyEndpoint}).
+(L{netd.admission.proxyheader}) and by Twisted's own C{haproxy:} endpoint (L{proxyEndpoint}).
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from twisted.internet.testing import MemoryReactor, StringTransport
 from twisted.protocols.haproxy import proxyEndpoint
 from twisted.trial.unittest import SynchronousTestCase
 
+from netd.admission.proxyheader import ProxyHeaderParser
 from netd.forward.header import SIGNATURE, proxyHeader
-from netd.proxyheader import ProxyHeaderParser
 
 V4_CLIENT = IPv4Address("TCP", "198.51.100.7", 40000)
 V4_SERVER = IPv4Address("TCP", "192.0.2.1", 443)

@@ -97,12 +97,14 @@ class LayoutTests(SynchronousTestCase):
         self.assertIsNone(circle(edges))
 
     def test_lowerLayersImportNothingAbove(self) -> None:
-        """Listening, admission and configuration never import the layers that use them."""
+        """Listening, admission, forwarding and configuration never import the layers that use them."""
         above = {
             "netd.listen": {"netd.admission", "netd.config", "netd.serving"},
             "netd.admission": {"netd.config", "netd.serving"},
             "netd.config": {"netd.serving", "netd.admin", "netd.workers"},
             "netd.coerce": {"netd.config", "netd.admission", "netd.serving", "netd.listen"},
+            # the config file and command line read forward keys: forwarding is below them
+            "netd.forward": {"netd.config", "netd.serving", "netd.admin", "netd.workers"},
         }
         for source, targets in graph(modules()).items():
             forbidden = above.get(packageOf(source), set())
