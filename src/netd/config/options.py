@@ -187,7 +187,8 @@ class Options(usage.Options):
             return self._forwardFromOptions()
         if self["proto"] is None:
             raise usage.UsageError(
-                f"--proto or --config is required; protocols: {', '.join(self.registry.names())}"
+                "--proto or --config is required (or --forward TARGET); "
+                f"protocols: {', '.join(self.registry.names())}"
             )
         try:
             protocol = self.registry.lookup(self["proto"])
@@ -212,9 +213,10 @@ class Options(usage.Options):
         """
         if self["forward"] is None:
             raise usage.UsageError("--send-proxy: needs --forward (the header goes to its backend)")
-        for other in [*self._given(["proto", "exec", "wait"]), *self._given(self.protocolOptions)]:
+        serving = [*self._given(["proto", "exec", "wait"]), *self._given(self.protocolOptions)]
+        if serving:
             raise usage.UsageError(
-                f"--forward and --{other} cannot be combined: a forwarded connection is "
+                f"--forward and --{serving[0]} cannot be combined: a forwarded connection is "
                 "served by its backend"
             )
         try:
