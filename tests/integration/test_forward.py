@@ -8,6 +8,7 @@ endpoint in another process, and a real HAProxy reading netd's PROXY header.
 from __future__ import annotations
 
 import os
+import select
 import shutil
 import signal
 import socket
@@ -24,6 +25,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from tests.adversarial.haproxy import haproxyCommand
 from tests.integration.daemon import NETD, STARTUP_TIMEOUT, TWISTD, Daemon, _dieWithParent, run
 from tests.integration.test_admin import metrics
+from tests.integration.test_policies import rssKiB
 from tests.test_tls import writePKI
 
 LOOP = "tcp:0:interface=127.0.0.1"
@@ -182,6 +184,31 @@ class RelayTests(SynchronousTestCase):
         self.assertTrue(received == data)
         backend.thread.join(TIMEOUT)
         self.assertFalse(backend.thread.is_alive())
+
+    def test_backendThatDoesNotReadCostsBoundedMemory(self) -> None:
+        """A backend that stops reading stops netd reading the client: memory stays bounded."""
+        held: list[socket.socket] = []
+        backend = OneShotBackend(self, lambda c: (held.append(c), done.wait(TIMEOUT)))
+        done = threading.Event()
+        self.addCleanup(done.set)
+        daemon = forward(self, "tcp:{}:{}".format(*backend.address))
+        base = rssKiB(daemon.process.pid)
+        sent, chunk = 0, b"x" * 65536
+        with socket.create_connection(daemon.address("forward"), timeout=TIMEOUT) as sock:
+            sock.setblocking(False)
+            deadline = time.monotonic() + TIMEOUT
+            # Send until the socket stays unwritable for a second (everything on the way
+            # is full) or 256 MiB went out (nothing stopped us: no backpressure).
+            while sent < 256 * MIB and time.monotonic() < deadline:
+                if not select.select([], [sock], [], 1.0)[1]:
+                    break
+                try:
+                    sent += sock.send(chunk)
+                except BlockingIOError:
+                    continue
+            growth = rssKiB(daemon.process.pid) - base
+        self.assertLess(sent, 64 * MIB)  # loopback buffers plus netd's two 64 KiB buffers
+        self.assertLess(growth, 8 * 1024, f"netd grew by {growth} KiB after {sent} bytes")
 
     def test_failedConnectClosesCountsAndLogs(self) -> None:
         """A backend that refuses closes the client; the failure is logged and counted."""
