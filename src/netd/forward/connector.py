@@ -68,9 +68,8 @@ class ClientSide(Side):
     factory: ForwardFactory
     _connecting: Deferred[Any] | None = None
 
-    def __init__(self, factory: ForwardFactory) -> None:
+    def __init__(self) -> None:
         super().__init__()
-        self.factory = factory
         self._held: list[bytes] = []
         self._heldBytes = 0
 
@@ -124,7 +123,7 @@ class ClientSide(Side):
         self.factory.stats.connecting -= 1
         if not self.connected:  # the client left first and cancelled the connect
             return
-        self.factory.connectFailed(self.transport.getPeer(), failure)
+        self.factory.connectFailed(failure)
         self._held = []
         self.close()
 
@@ -147,6 +146,7 @@ class ForwardFactory(Factory):
 
     log = Logger()
     noisy = False
+    protocol = ClientSide  # type: ignore[assignment]  # its factory is this narrower type
 
     def __init__(
         self,
@@ -167,15 +167,12 @@ class ForwardFactory(Factory):
     def logPrefix(self) -> str:
         return self.name
 
-    def buildProtocol(self, addr: Any) -> ClientSide:
-        return ClientSide(self)
-
     def connect(self) -> Deferred[Any]:
         """Connect one relay's backend side."""
         self.stats.connecting += 1
         return self.endpoint.connect(self.backends)
 
-    def connectFailed(self, peer: Any, failure: Failure) -> None:
+    def connectFailed(self, failure: Failure) -> None:
         """Count a failed connect, and log it once a minute per reason."""
         reason = failureReason(failure)
         self.stats.failed[reason] += 1

@@ -48,6 +48,9 @@ class Side(Protocol):
     @ivar writeClosed: the connection's sending direction is shut down.
     """
 
+    #: A stream transport that is also a consumer and a push producer (TCP, unix,
+    #: TLS, or netd's guard in front of one of them).
+    transport: Any
     peer: Side | None = None
     readClosed = False
     writeClosed = False

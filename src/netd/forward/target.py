@@ -85,16 +85,16 @@ def parseTarget(description: str) -> Target:
 
 def _tcp(description: str, rest: str) -> Target:
     if rest.startswith("["):  # tcp:[2001:db8::1]:443
-        host, bracket, after = rest[1:].partition("]")
+        literal, bracket, after = rest[1:].partition("]")
         if not bracket or not (after == "" or after.startswith(":")):
             raise BadTarget(f"unclosed [ in forward target {description!r}")
         positional, options = splitDescription("tcp:" + after[1:])
-        positional = ["tcp", host, *positional[1:]]
+        positional = ["tcp", literal, *positional[1:]]
     else:
         positional, options = splitDescription(description)
-    timeout = _timeout(description, options.pop("timeout", None))
-    host = options.pop("host", None)
-    port = options.pop("port", None)
+    timeout = _timeout(description, _pop(options, "timeout"))
+    host = _pop(options, "host")
+    port = _pop(options, "port")
     _refuseOptions(description, options)
     given = positional[1:]
     if host is None and given:
@@ -110,9 +110,9 @@ def _tcp(description: str, rest: str) -> Target:
 
 def _unix(description: str) -> Target:
     positional, options = splitDescription(description)
-    timeout = _timeout(description, options.pop("timeout", None))
-    path = options.pop("path", None)
-    options.pop("checkPID", None)  # Twisted's option; meaningless for a backend socket
+    timeout = _timeout(description, _pop(options, "timeout"))
+    path = _pop(options, "path")
+    _pop(options, "checkPID")  # Twisted's option; meaningless for a backend socket
     _refuseOptions(description, options)
     given = positional[1:]
     if path is None and len(given) == 1:
@@ -122,6 +122,11 @@ def _unix(description: str) -> Target:
     if not path:
         raise BadTarget(f"expected unix:PATH, got {description!r}")
     return Target("unix", description, path=path, timeout=timeout)
+
+
+def _pop(options: dict[str, str], key: str) -> str | None:
+    """Take C{key} out of C{options}: what is left over is unknown."""
+    return options.pop(key) if key in options else None
 
 
 def _ipLiteral(host: str) -> str:
