@@ -190,8 +190,8 @@ class RelayTests(SynchronousTestCase):
         held: list[socket.socket] = []
         backend = OneShotBackend(self, lambda c: (held.append(c), done.wait(TIMEOUT)))
         done = threading.Event()
-        self.addCleanup(done.set)
         daemon = forward(self, "tcp:{}:{}".format(*backend.address))
+        self.addCleanup(done.set)  # first: the backend's close ends the stalled relay
         base = rssKiB(daemon.process.pid)
         sent, chunk = 0, b"x" * 65536
         with socket.create_connection(daemon.address("forward"), timeout=TIMEOUT) as sock:
