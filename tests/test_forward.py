@@ -17,6 +17,9 @@ from twisted.internet.error import (
     ConnectionDone,
     ConnectionLost,
     ConnectionRefusedError,
+    DNSLookupError,
+    NoRouteError,
+    TCPTimedOutError,
     TimeoutError,
 )
 from twisted.internet.interfaces import IHalfCloseableProtocol, INegotiated, IPushProducer
@@ -31,7 +34,7 @@ from zope.interface.verify import verifyObject
 from netd.admission.guard import GuardedFactory, ServiceGuard
 from netd.admission.proxyheader import ProxyHeaderParser
 from netd.config.policy import buildPolicy
-from netd.forward.connector import PRECONNECT_LIMIT, ClientSide, ForwardFactory
+from netd.forward.connector import PRECONNECT_LIMIT, ClientSide, ForwardFactory, failureReason
 from netd.forward.relay import BackendSide
 from netd.forward.stats import ForwardStats
 from netd.forward.target import parseTarget
@@ -339,6 +342,17 @@ class FailedConnectTests(SynchronousTestCase):
         self.assertEqual(fail_[0]["service"], "api")
         self.assertEqual(dict(factory.stats.failed), {"refused": 3})
         self.assertEqual((factory.stats.forwarded, factory.stats.connecting), (0, 0))
+
+    def test_reasons(self) -> None:
+        """Each kind of failed connect has its own metric label; anything unforeseen is an error."""
+        for error, reason in (
+            (ConnectionRefusedError(), "refused"),
+            (TimeoutError(), "timeout"),
+            (TCPTimedOutError(), "timeout"),
+            (NoRouteError(), "unreachable"),
+            (DNSLookupError(), "error"),
+        ):
+            self.assertEqual(failureReason(Failure(error)), reason)
 
     def test_timeoutCountedApart(self) -> None:
         """A connect that times out is counted as a timeout."""
