@@ -4,7 +4,8 @@ The C{netd} console script.
 C{netd ARGS} runs the daemon: twistd's own runner in the foreground, so logging, signal
 handling (SIGTERM, SIGUSR1 log reopening) and privilege dropping behave exactly as under
 twistd; the reactor is installed while netd's options are parsed, before twistd imports
-one.  C{netd client ...} and C{netd bench ...} are the client and the load generator.
+one.  C{netd client ...} and C{netd bench ...} are the client and the load generator;
+C{netd import xinetd|inetd FILE} converts an old inetd configuration.
 """
 
 from __future__ import annotations
@@ -34,6 +35,10 @@ def main(argv: list[str] | None = None) -> None:
         from netd.bench import main as bench
 
         sys.exit(bench(args[1:]))
+    if args and args[0] == "import":
+        from netd.importers.cli import main as importer
+
+        sys.exit(importer(args[1:]))
     from twisted.scripts.twistd import run
 
     sys.argv = twistdArguments(args)
