@@ -8,6 +8,7 @@ converted is one line on stderr and exit status 1, a usage mistake exit status 2
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from collections.abc import Callable, Sequence
 from typing import TextIO
@@ -60,7 +61,8 @@ def main(
     stdout = stdout or sys.stdout
     stderr = stderr or sys.stderr
     try:
-        args = buildParser().parse_args(list(sys.argv[1:] if argv is None else argv))
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            args = buildParser().parse_args(list(sys.argv[1:] if argv is None else argv))
     except SystemExit as e:
         return e.code if isinstance(e.code, int) else 2
     try:

@@ -44,7 +44,7 @@ KEY_ORDER = (
 def render(config: ImportedConfig) -> str:
     """The whole file: a header, then one table (or commented-out table) per service."""
     chunks = [
-        f"# netd configuration converted by `netd import {config.kind} {config.path}`.\n"
+        f"# netd configuration converted by `netd import {config.kind} {_printable(config.path)}`.\n"
         "# Review it, then: twistd -n netd --config THIS-FILE\n"
     ]
     chunks.extend(_service(service) for service in config.services)
