@@ -29,7 +29,7 @@ TIMEOUT = 20.0
 #: The worst exposure the shipped service may score in C{systemd-analyze security}.
 MAX_EXPOSURE = 2.0
 #: The same for netd-exec.service, which runs as root to start programs as other users
-#: (2.2 measured with systemd 252: root, CAP_SETUID/CAP_SETGID, no PrivateUsers=).
+#: (2.3 measured with systemd 252: root, CAP_SETUID/CAP_SETGID/CAP_KILL, no PrivateUsers=).
 MAX_EXEC_EXPOSURE = 2.5
 
 
@@ -305,7 +305,7 @@ class UnitFileTests(SynchronousTestCase):
         self.exposure("netd.service", MAX_EXPOSURE)
 
     def test_execServiceIsHardened(self) -> None:
-        """The unit for programs run as other users rates at most 2.5 (OK) with root's user-switching capabilities as its only privilege."""
+        """The unit for programs run as other users rates at most 2.5 (OK), root's capabilities cut to switching users, signalling them and binding ports."""
         self.assertIn(CONTRIB / "netd-exec.service", UNITS)
         self.exposure("netd-exec.service", MAX_EXEC_EXPOSURE)
         settings = dict(
@@ -315,7 +315,7 @@ class UnitFileTests(SynchronousTestCase):
         )
         self.assertEqual(
             settings["CapabilityBoundingSet"].split(),
-            ["CAP_SETUID", "CAP_SETGID", "CAP_NET_BIND_SERVICE"],
+            ["CAP_SETUID", "CAP_SETGID", "CAP_KILL", "CAP_NET_BIND_SERVICE"],
         )
         self.assertEqual(
             (settings["AmbientCapabilities"], settings["NoNewPrivileges"]), ("", "yes")
