@@ -8,16 +8,47 @@ from __future__ import annotations
 import io
 import tomllib
 from pathlib import Path
+from typing import Any
 
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
 from netd.importers.addresses import HostName, forwardTarget, listenDescription, xinetdNetworks
 from netd.importers.cli import main
-from netd.importers.model import ImportedConfig, ImportedService, Origin
+from netd.importers.inetd import importInetd
+from netd.importers.model import ImportedConfig, ImportedService, ImportFailure, Origin
 from netd.importers.ports import PortTable, UnknownService
 from netd.importers.writer import render
+from netd.importers.xinetd import importXinetd
 
 DATA = Path(__file__).resolve().parent / "importdata"
+
+#: What random xinetd lines are made of: every attribute, each operator, odd values.
+XINETD_ATTRIBUTES = [
+    "type", "socket_type", "protocol", "wait", "user", "group", "server", "server_args",
+    "port", "bind", "only_from", "no_access", "instances", "per_source", "cps", "redirect",
+    "env", "passenv", "rlimit_as", "rlimit_cpu", "umask", "nice", "flags", "disable", "id",
+    "enabled", "disabled", "banner_fail", "v6only", "log_type", "includedir",
+]  # fmt: skip
+XINETD_VALUES = [
+    "INTERNAL", "UNLISTED", "stream", "dgram", "udp", "yes", "10.0.0.0 ::1", "host.example",
+    "1 2", "UNLIMITED", "70000", "/bin/x", "A=b", "IPv6 NAMEINARGS", "", "²", "1 ²", "-3",
+    "192.0.2.1 80", "1.2.{3,4}", "x",
+]  # fmt: skip
+XINETD_LINE = st.builds(
+    "    {} {} {}".format,
+    st.sampled_from(XINETD_ATTRIBUTES),
+    st.sampled_from(["=", "+=", "-="]),
+    st.sampled_from(XINETD_VALUES) | st.text(max_size=12),
+)
+#: What makes a random entry a service (after the random lines: the first value wins).
+XINETD_BASE = ["    socket_type = stream", "    wait = no", "    user = u", "    server = /bin/x"]
+INETD_WORDS = [
+    "echo", "chargen", "7", "stream", "dgram", "tcp", "udp6", "tcp4,sndbuf=1k", "rpc/tcp",
+    "wait", "nowait.10", "root", "nobody.nogroup", "internal", "/usr/sbin/tcpd", "in.x",
+    "#<off>#", "127.0.0.1:", "host:echo", "*:", "²", "99999",
+]  # fmt: skip
 
 
 class AddressTests(SynchronousTestCase):
@@ -143,3 +174,63 @@ class CommandLineTests(SynchronousTestCase):
         status, _, err = self.invoke("inetd", path)
         self.assertEqual(status, 0)
         self.assertIn("no service is enabled", err)
+
+
+class FuzzTests(SynchronousTestCase):
+    """Whatever a file holds, an import ends in TOML that loads or in one ImportFailure line."""
+
+    def check(self, importer: Any, text: str) -> None:
+        if not hasattr(self, "path"):
+            self.path = self.mktemp()
+        path = self.path
+        Path(path).write_text(text, encoding="utf-8", errors="surrogateescape")
+        try:
+            config = importer(path, PortTable(None))
+        except ImportFailure as e:
+            self.assertNotIn("\n", str(e))
+            return
+        tomllib.loads(render(config))
+        for note in config.notes:
+            self.assertNotIn("\n", str(note))
+
+    @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(
+        st.lists(
+            st.tuples(
+                st.sampled_from(["service echo", "service x", "service time", "defaults"]),
+                st.lists(XINETD_LINE | st.text(max_size=20), max_size=8),
+            ).map(lambda e: "\n".join([e[0], "{", *e[1], *XINETD_BASE, "}"])),
+            max_size=4,
+        )
+    )
+    def test_xinetd(self, entries: list[str]) -> None:
+        """Random xinetd-like files never raise anything but ImportFailure, and their TOML parses."""
+        self.check(importXinetd, "\n".join(entries))
+
+    @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(st.lists(st.lists(st.sampled_from(INETD_WORDS) | st.text(max_size=12), max_size=9)
+                    .map(" ".join), max_size=12))  # fmt: skip
+    def test_inetd(self, lines: list[str]) -> None:
+        """Random inetd.conf-like files never raise anything but ImportFailure, and their TOML parses."""
+        self.check(importInetd, "\n".join(lines))
+
+    def test_everyAttributeWithEveryOddValue(self) -> None:
+        """Each xinetd attribute with each odd value (and each operator, in a service or defaults) imports or fails in one line."""
+        base = "\n".join(XINETD_BASE)
+        combinations = [
+            *((a, "=", v, "service x") for a in XINETD_ATTRIBUTES for v in XINETD_VALUES),
+            *((a, op, v, "service x") for a in XINETD_ATTRIBUTES for op in ("+=", "-=")
+              for v in ("x", "²", "10.0.0.0 ::1", "A=b")),
+            *((a, "=", v, "defaults") for a in XINETD_ATTRIBUTES for v in XINETD_VALUES[:8]),
+        ]  # fmt: skip
+        for attribute, op, value, header in combinations:
+            text = f"{header}\n{{\n    {attribute} {op} {value}\n}}\n"
+            self.check(importXinetd, text + f"service y\n{{\n{base}\n}}\n")
+
+    def test_everyFieldWithEveryOddWord(self) -> None:
+        """Each inetd.conf field replaced by each odd word imports or fails in one line."""
+        fields = "echo stream tcp nowait root /usr/sbin/tcpd in.echo -x".split()
+        for position in range(len(fields)):
+            for word in [*INETD_WORDS, *XINETD_VALUES]:
+                line = [*fields[:position], word, *fields[position + 1 :]]
+                self.check(importInetd, " ".join(line) + "\n")

@@ -119,6 +119,11 @@ class FieldTests(InetdCase):
         )
         self.assertEqual([(s.name, s.enabled) for s in config.services], [("telnet", False)])
 
+    def test_garbledDisabledLineIsAComment(self) -> None:
+        """A switched-off line too short to be a service is only a comment, as inetd reads it."""
+        config = self.convert("#<off># telnet stream tcp\necho stream tcp4 nowait root internal\n")
+        self.assertEqual([s.name for s in config.services], ["echo"])
+
     def test_socketOptions(self) -> None:
         """sndbuf/rcvbuf after the protocol are a note: netd leaves buffers to the kernel."""
         config = self.convert(

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from netd.importers.addresses import isAddress, listenDescription
 from netd.importers.inetdconf import InetdLine, parseInetd
-from netd.importers.model import ImportedConfig, ImportedService, ImportFailure
+from netd.importers.model import ImportedConfig, ImportedService, ImportFailure, isNumber
 from netd.importers.ports import PortTable, UnknownService
 from netd.importers.xinetd import BUILTINS
 
@@ -133,7 +133,7 @@ class _Converter:
             return None
         except (OSError, ValueError) as e:
             raise ImportFailure(f"cannot look up service {line.service!r}: {e}") from None
-        base = f"port-{port}" if line.service.isdigit() else line.service
+        base = f"port-{port}" if isNumber(line.service) else line.service
         twin = transport == "udp" and line.service in self.streams
         table = ImportedService(f"{base}-udp" if twin else base, line.origin)
         table.source.extend(f"{each.origin}: {each.text}" for each in group.lines)
@@ -181,9 +181,9 @@ class _Converter:
         table.keys["exec"] = [server, *args]
         if line.wait:
             table.keys["wait"] = True
-        table.keys["user"] = int(line.user) if line.user.isdigit() else line.user
+        table.keys["user"] = int(line.user) if isNumber(line.user) else line.user
         if line.group is not None:
-            table.keys["group"] = int(line.group) if line.group.isdigit() else line.group
+            table.keys["group"] = int(line.group) if isNumber(line.group) else line.group
 
     def _listen(
         self, group: _Group, transport: str, port: int, table: ImportedService

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from netd.importers.model import ImportFailure, Origin
+from netd.importers.model import ImportFailure, Origin, isNumber
 
 __all__ = ["InetdLine", "parseInetd"]
 
@@ -85,7 +85,12 @@ def parseInetd(path: str) -> list[InetdLine]:
             prefix = fields[0][:-1]
             addresses = () if prefix in ("*", "") else tuple(prefix.split(","))
             continue
-        services.append(_line(origin, stripped, fields, enabled, addresses))
+        try:
+            services.append(_line(origin, stripped, fields, enabled, addresses))
+        except ImportFailure:
+            if enabled:
+                raise
+            # A switched-off line is a comment to inetd: garbled, it is still only that.
     return services
 
 
@@ -106,7 +111,7 @@ def _line(
     waitWord, _, maximum = wait.partition(".")
     if waitWord not in ("wait", "nowait"):
         raise ImportFailure(f"{service}: expected wait or nowait, got {wait!r}", origin)
-    if maximum and not maximum.isdigit():
+    if maximum and not isNumber(maximum):
         raise ImportFailure(f"{service}: {wait!r}: the part after the dot must be a number", origin)
     separator = ":" if ":" in user else "."
     user, _, group = user.partition(separator)

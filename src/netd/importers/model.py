@@ -13,7 +13,15 @@ from typing import Any
 
 from netd.endpoint import parseListen
 
-__all__ = ["ImportFailure", "ImportedConfig", "ImportedService", "Note", "Origin"]
+__all__ = ["ImportFailure", "ImportedConfig", "ImportedService", "Note", "Origin", "isNumber"]
+
+
+def isNumber(text: str) -> bool:
+    """
+    Whether C{text} is written in ASCII digits only (C{str.isdigit} also accepts
+    C{"²"}, which C{int} then refuses).
+    """
+    return text.isascii() and text.isdigit()
 
 
 @dataclass(frozen=True, order=True)

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from twisted.runner.inetdconf import InvalidServicesConfError, ServicesConf
 
+from netd.importers.model import isNumber
+
 __all__ = ["CLASSIC_PORTS", "PortTable", "UnknownService"]
 
 #: Port numbers of the services inetd and xinetd are used for, TCP and UDP alike unless
@@ -102,7 +104,9 @@ class PortTable:
         @raise OSError: when the services file is needed and cannot be read.
         @raise ValueError: when it is needed and garbled.
         """
-        if name.isdigit():
+        if isNumber(name):
+            if int(name) > 65535:
+                raise ValueError(f"{name} is not a port number (0-65535)")
             return int(name)
         other = _TCP_ONLY if transport == "udp" else _UDP_ONLY
         if name in CLASSIC_PORTS and name not in other:

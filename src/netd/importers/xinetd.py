@@ -25,7 +25,7 @@ from netd.importers.addresses import (
     narrowAllow,
     xinetdNetworks,
 )
-from netd.importers.model import ImportedConfig, ImportedService, ImportFailure, Origin
+from netd.importers.model import ImportedConfig, ImportedService, ImportFailure, Origin, isNumber
 from netd.importers.ports import PortTable, UnknownService
 from netd.importers.xinetdconf import Assignment, Entry, parseXinetd
 
@@ -339,7 +339,7 @@ class _Converter:
     def _port(self, service: Resolved, transport: str, unlisted: bool) -> int | None:
         given = service.word("port")
         if given is not None:
-            if not given.isdigit() or int(given) > 65535:
+            if not isNumber(given) or int(given) > 65535:
                 raise self.fail(
                     service, "port", f"expected a number from 0 to 65535, got {given!r}"
                 )
@@ -378,7 +378,7 @@ class _Converter:
         host, port = service.values["redirect"].words
         if transport != "tcp":
             raise self.fail(service, "redirect", "xinetd redirects TCP services only")
-        if not port.isdigit() or not 0 < int(port) < 65536:
+        if not isNumber(port) or not 0 < int(port) < 65536:
             raise self.fail(service, "redirect", f"port {port!r} is not a number from 1 to 65535")
         try:
             table.keys["forward"] = forwardTarget(host, int(port))
@@ -407,6 +407,8 @@ class _Converter:
             server, args = self._unwrap(service, server, argv0, args)
         table.keys["exec"] = [server, *args]
         wait = service.word("wait")
+        if wait is None:
+            raise self.fail(service, "wait", "missing (xinetd requires it for every service)")
         if wait not in ("yes", "no"):
             raise self.fail(service, "wait", f"expected yes or no, got {wait!r}")
         if wait == "yes":
@@ -433,7 +435,7 @@ class _Converter:
         for name in ("user", "group"):
             word = service.word(name)
             if word is not None:
-                table.keys[name] = int(word) if word.isdigit() else word
+                table.keys[name] = int(word) if isNumber(word) else word
         if "user" not in table.keys:
             self.note(service, "user", "missing (xinetd refuses such a service when root): "
                       "netd would run the program as its own user")  # fmt: skip
@@ -484,14 +486,14 @@ class _Converter:
         sized = attribute not in ("rlimit_cpu", "rlimit_files")
         suffix = word[-1:].upper() if sized and word[-1:] in "kKmM" else ""
         digits = word[:-1] if suffix else word
-        if not digits.isdigit():
+        if not isNumber(digits):
             raise self.fail(service, attribute, f"expected a number{' (K or M suffix)' if sized else ''} "
                             f"or UNLIMITED, got {word!r}")  # fmt: skip
         return f"{int(digits)}{suffix}" if suffix else int(digits)
 
     def _integer(self, service: Resolved, name: str, word: str, signed: bool = False) -> int:
         text = word[1:] if signed and word[:1] == "-" else word
-        if not text.isdigit():
+        if not isNumber(text):
             raise self.fail(service, name, f"expected a whole number, got {word!r}")
         return int(word)
 
