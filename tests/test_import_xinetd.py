@@ -13,7 +13,7 @@ from typing import Any
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from netd.config import parseConfig
+from netd.config.file import parseConfig
 from netd.importers.model import ImportedConfig, ImportFailure
 from netd.importers.ports import PortTable
 from netd.importers.writer import render

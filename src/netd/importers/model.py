@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from netd.endpoint import parseListen
+from netd.listen.endpoint import parseListen
 
 __all__ = ["ImportFailure", "ImportedConfig", "ImportedService", "Note", "Origin", "isNumber"]
 

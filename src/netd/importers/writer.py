@@ -13,8 +13,8 @@ from typing import Any
 
 import tomli_w
 
+from netd.config.policy import POLICY_KEYS
 from netd.importers.model import ImportedConfig, ImportedService
-from netd.policy import POLICY_KEYS
 
 __all__ = ["KEY_ORDER", "render"]
 
