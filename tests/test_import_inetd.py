@@ -77,6 +77,13 @@ class FieldTests(InetdCase):
             ["/usr/sbin/in.fingerd"],
         )
 
+    def test_datagramNowait(self) -> None:
+        """A datagram program in nowait mode is written in wait mode and disabled, with a note: netd hands datagram sockets over only so."""
+        config = self.convert("biff dgram udp4 nowait root /usr/sbin/in.comsat in.comsat\n")
+        keys = config.services[0].keys
+        self.assertEqual((keys["wait"], keys["enabled"]), (True, False))
+        self.assertIn("without wait", self.notes(config)[0])
+
     def test_userAndGroup(self) -> None:
         """user.group and user:group both give user and group; numbers stay numbers."""
         for field in ("nobody.nogroup", "nobody:nogroup"):

@@ -304,6 +304,19 @@ class ProgramTests(XinetdCase):
             ":4:", "service 's': wait: expected yes or no, got 'maybe'",
         )  # fmt: skip
 
+    def test_datagramNowait(self) -> None:
+        """A datagram program with wait = no is written in wait mode and disabled, with a note."""
+        config = self.convert(f"service s\n{{\n{PROGRAM.replace('stream', 'dgram')}\n}}\n")
+        keys = config.services[0].keys
+        self.assertEqual((keys["wait"], keys["enabled"]), (True, False))
+        self.assertIn("wait: a datagram program without wait", self.notes(config)[0])
+
+    def test_missingWait(self) -> None:
+        """A program without wait is an error, as xinetd requires it."""
+        self.assertFails(
+            f"service s\n{{\n{PROGRAM.replace('wait = no', '')}\n}}\n", "wait: missing"
+        )
+
     def test_missingUser(self) -> None:
         """A program without user is converted with a note (netd would run it as itself)."""
         config = self.convert(f"service s\n{{\n{PROGRAM.replace('user = nobody', '')}\n}}\n")

@@ -17,7 +17,7 @@ from netd.importers.addresses import isAddress, listenDescription
 from netd.importers.inetdconf import InetdLine, parseInetd
 from netd.importers.model import ImportedConfig, ImportedService, ImportFailure, isNumber
 from netd.importers.ports import PortTable, UnknownService
-from netd.importers.xinetd import BUILTINS
+from netd.importers.xinetd import BUILTINS, NOWAIT_DATAGRAM
 
 __all__ = ["importInetd"]
 
@@ -141,7 +141,7 @@ class _Converter:
             if not self._builtin(line, table, transport):
                 return None
         else:
-            self._program(line, table)
+            self._program(line, table, transport)
         table.keys["listen"] = self._listen(group, transport, port, table)
         if not line.enabled:
             table.keys["enabled"] = False
@@ -166,7 +166,7 @@ class _Converter:
                       "a comment (see README, 'UDP: no loops, little reflection')")  # fmt: skip
         return True
 
-    def _program(self, line: InetdLine, table: ImportedService) -> None:
+    def _program(self, line: InetdLine, table: ImportedService, transport: str) -> None:
         server = line.server
         argv0, args = (line.args[0], list(line.args[1:])) if line.args else (server, [])
         if os.path.basename(server) == "tcpd":
@@ -181,6 +181,10 @@ class _Converter:
         table.keys["exec"] = [server, *args]
         if line.wait:
             table.keys["wait"] = True
+        elif transport == "udp":
+            table.keys["wait"] = True
+            table.keys["enabled"] = False
+            self.note(line, "wait", NOWAIT_DATAGRAM)
         table.keys["user"] = int(line.user) if isNumber(line.user) else line.user
         if line.group is not None:
             table.keys["group"] = int(line.group) if isNumber(line.group) else line.group

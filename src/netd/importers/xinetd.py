@@ -29,7 +29,7 @@ from netd.importers.model import ImportedConfig, ImportedService, ImportFailure,
 from netd.importers.ports import PortTable, UnknownService
 from netd.importers.xinetdconf import Assignment, Entry, parseXinetd
 
-__all__ = ["BUILTINS", "importXinetd"]
+__all__ = ["BUILTINS", "NOWAIT_DATAGRAM", "importXinetd"]
 
 #: xinetd's INTERNAL services netd serves itself (C{builtins.c}); the others (C{servers},
 #: C{services}, C{sensor}, C{tcpmux}) have no netd counterpart.
@@ -96,6 +96,12 @@ NO_EQUIVALENT = {
 PROGRAM_ATTRIBUTES = (
     "server server_args env passenv nice umask groups " + " ".join(RLIMITS)
 ).split()
+#: A datagram program in nowait mode: netd hands a datagram socket over in wait mode only.
+NOWAIT_DATAGRAM = (
+    "a datagram program without wait: netd hands a datagram socket to a program only in "
+    "wait mode; written with wait = true and disabled: enable it if the program serves "
+    "the socket until it exits"
+)
 #: Flags with nothing to convert: netd always reuses addresses and never calls libwrap.
 SILENT_FLAGS = {"REUSE", "NOLIBWRAP", "IPv4", "IPv6", "NAMEINARGS"}
 
@@ -302,7 +308,7 @@ class _Converter:
         elif "redirect" in service.values:
             self._forward(service, table, transport)
         else:
-            self._program(service, table)
+            self._program(service, table, transport)
         table.keys["listen"] = [self._listen(service, transport, port, table)]
         if service.word("disable") == "yes":
             table.keys["enabled"] = False
@@ -396,7 +402,7 @@ class _Converter:
             if name in service.specified:
                 self.note(service, name, "a forward runs no program: not applicable")
 
-    def _program(self, service: Resolved, table: ImportedService) -> None:
+    def _program(self, service: Resolved, table: ImportedService, transport: str) -> None:
         server = service.word("server")
         if server is None:
             raise self.fail(service, "server", "missing (neither INTERNAL nor redirect)")
@@ -413,6 +419,10 @@ class _Converter:
             raise self.fail(service, "wait", f"expected yes or no, got {wait!r}")
         if wait == "yes":
             table.keys["wait"] = True
+        elif transport == "udp":
+            table.keys["wait"] = True
+            table.keys["enabled"] = False
+            self.note(service, "wait", NOWAIT_DATAGRAM)
         self._identity(service, table)
         self._environment(service, table)
         self._limits(service, table)
