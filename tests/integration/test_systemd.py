@@ -243,6 +243,32 @@ class NotificationTests(SynchronousTestCase):
         self.assertEqual(daemon.stop(), -signal.SIGTERM)
 
 
+#: In a process with a reduced capability set: fork a child that becomes nobody (as
+#: setpriv --reuid does), wait until it has, then signal it as netd stops a program.
+_SIGNAL_CHILD = """
+import os, resource, signal
+upRead, upWrite = os.pipe()
+downRead, downWrite = os.pipe()
+pid = os.fork()
+if pid == 0:
+    os.close(upRead); os.close(downWrite)
+    os.setgroups([]); os.setgid(65534); os.setuid(65534)
+    os.write(upWrite, b"x")
+    os.read(downRead, 1)
+    os._exit(0)
+os.close(upWrite); os.close(downRead)
+os.read(upRead, 1)
+limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+try:
+    os.kill(pid, signal.SIGTERM)
+    print("child", 65534, limit, "signalled")
+except PermissionError:
+    print("child", 65534, limit, "EPERM")
+os.close(downWrite)
+os.waitpid(pid, 0)
+"""
+
+
 class UnitFileTests(SynchronousTestCase):
     def setUp(self) -> None:
         need("systemd-analyze")
@@ -303,6 +329,29 @@ class UnitFileTests(SynchronousTestCase):
     def test_serviceIsHardened(self) -> None:
         """systemd-analyze security rates the shipped service at most 2.0 (OK or SAFE)."""
         self.exposure("netd.service", MAX_EXPOSURE)
+
+    def test_execCapabilitiesSuffice(self) -> None:
+        """With only netd-exec.service's capabilities, root starts a child as another user with limits and signals it; without CAP_KILL it cannot."""
+        if os.geteuid() != 0 or shutil.which("setpriv") is None:
+            if os.environ.get("NETD_REQUIRE_ALL") == "1":
+                self.fail("needs root and setpriv (util-linux)")
+            raise SkipTest("needs root and setpriv (util-linux)")
+        unit = (CONTRIB / "netd-exec.service").read_text()
+        [line] = [x for x in unit.splitlines() if x.startswith("CapabilityBoundingSet=")]
+        capabilities = [c.removeprefix("CAP_").lower() for c in line.split("=", 1)[1].split()]
+
+        def run(keep: list[str]) -> subprocess.CompletedProcess[str]:
+            bounding = ",".join(["-all", *(f"+{c}" for c in keep)])
+            return subprocess.run(
+                ["setpriv", f"--bounding-set={bounding}", "--",
+                 "prlimit", "--nofile=256:256", "--", sys.executable, "-c", _SIGNAL_CHILD],
+                capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL,
+            )  # fmt: skip
+
+        allowed = run(capabilities)
+        self.assertEqual((allowed.returncode, allowed.stdout), (0, "child 65534 256 signalled\n"))
+        refused = run([c for c in capabilities if c != "kill"])
+        self.assertEqual((refused.returncode, refused.stdout), (0, "child 65534 256 EPERM\n"))
 
     def test_execServiceIsHardened(self) -> None:
         """The unit for programs run as other users rates at most 2.5 (OK), root's capabilities cut to switching users, signalling them and binding ports."""
