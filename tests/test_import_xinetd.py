@@ -580,6 +580,16 @@ class FixtureTests(SynchronousTestCase):
         notes = "".join(f"{n}\n" for n in config.sortedNotes())
         self.assertEqual(normalise(notes, conf), (DATA / "xinetd.expected.notes").read_text())
 
+    def test_forwardLoads(self) -> None:
+        """The redirect of the set becomes a forward service netd's config parser accepts, with the defaults' access rules."""
+        config = importXinetd(fixtureConf(self), PortTable(None))
+        config.services = [s for s in config.services if "forward" in s.keys]
+        loaded = parseConfig(render(config), "imported.toml", builtins())
+        [api] = loaded.services
+        self.assertEqual((api.name, [spec.description for spec in api.listen]),
+                         ("api", ["tcp:6443:interface=127.0.0.1"]))  # fmt: skip
+        self.assertEqual(api.policy.maxConnections, 0)
+
     def test_internalServicesLoad(self) -> None:
         """The built-in services of the set load with netd's own config parser (enabled, UDP chargen aside)."""
         config = importXinetd(fixtureConf(self), PortTable(None))

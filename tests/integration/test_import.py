@@ -35,8 +35,13 @@ def onLoopback(listen: str) -> str:
 
 
 def servable(config: ImportedConfig) -> str:
-    """The built-in services of C{config} that are enabled, on loopback port 0."""
-    config.services = [s for s in config.services if s.internal and s.enabled]
+    """
+    The services of C{config} that today's netd serves (built-ins and forwards, not
+    programs) and that are enabled, on loopback port 0.
+    """
+    config.services = [
+        s for s in config.services if (s.internal or "forward" in s.keys) and s.enabled
+    ]
     for service in config.services:
         service.keys["listen"] = [onLoopback(listen) for listen in service.keys["listen"]]
     return render(config)
@@ -62,6 +67,17 @@ def tcpExchange(address: tuple[str, int], send: bytes = b"", source: str | None 
                 break
             received += chunk
         return received
+
+
+def receive(sock: socket.socket, size: int) -> bytes:
+    """Exactly C{size} bytes, or fewer if the peer closes first."""
+    received = b""
+    while len(received) < size:
+        chunk = sock.recv(size - len(received))
+        if not chunk:
+            break
+        received += chunk
+    return received
 
 
 def udpExchange(address: tuple[str, int], send: bytes) -> bytes:
@@ -108,6 +124,29 @@ class ServeTests(SynchronousTestCase):
         self.assertTrue(udpExchange(daemon.address("daytime-udp", "UDP"), b"").endswith(b"\r\n"))
         # time was tcp6-only: IPv4 clients are denied, the IPv6 loopback is served.
         self.assertEqual(len(tcpExchange(daemon.address("time"))), 4)
+
+    def test_xinetdRedirect(self) -> None:
+        """An xinetd redirect becomes a forward that relays to its backend, behind the service's only_from."""
+        backend = socket.socket()
+        self.addCleanup(backend.close)
+        backend.bind(("127.0.0.1", 0))
+        backend.listen()
+        backend.settimeout(TIMEOUT)
+        conf = self.mktemp()
+        Path(conf).write_text(
+            "service api\n{\n\ttype = UNLISTED\n\tsocket_type = stream\n\tport = 6443\n"
+            f"\twait = no\n\tredirect = 127.0.0.1 {backend.getsockname()[1]}\n"
+            "\tonly_from = 127.0.0.1\n}\n"
+        )
+        daemon = self.serve(importXinetd(conf, PortTable(None)), 1)
+        with socket.create_connection(daemon.address("api"), timeout=TIMEOUT) as client:
+            client.sendall(b"to the backend")
+            accepted, _ = backend.accept()
+            with accepted:
+                accepted.settimeout(TIMEOUT)
+                self.assertEqual(receive(accepted, 14), b"to the backend")
+                accepted.sendall(b"and back")
+                self.assertEqual(receive(client, 8), b"and back")
 
     def test_xinetdBuiltins(self) -> None:
         """Debian's /etc/xinetd.d files, switched on by defaults' enabled, serve with only_from and instances applied."""
