@@ -1,6 +1,6 @@
 """
 C{netd import} end to end: the real command on the fixtures, and the imported built-in
-services served by the real daemon, talked to with plain sockets.
+and forward services served by the real daemon, talked to with plain sockets.
 
 The imported files listen on the classic ports on every interface; to run beside other
 tests without root, each listener is moved to port 0 on loopback (same family, same
