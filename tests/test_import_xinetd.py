@@ -530,6 +530,15 @@ class LimitTests(XinetdCase):
         )  # fmt: skip
         self.assertEqual(str(config.notes[0]).split(": ")[0], f"{path}:9")
 
+    def test_everyAttributeWithoutEquivalent(self) -> None:
+        """Each of the remaining attributes without a netd key is exactly one note saying so."""
+        for line in ("banner_success = /etc/issue", "mdns = yes", "libwrap = svc",
+                     "rpc_number = 100001", "rpc_version = 1-3", "log_on_failure = HOST"):  # fmt: skip
+            config = self.convert(f"service s\n{{\n{PROGRAM}    {line}\n}}\n")
+            attribute = line.split()[0]
+            self.assertEqual([n.attribute for n in config.notes], [attribute])
+            self.assertIn("no equivalent", config.notes[0].message)
+
 
 class ForwardTests(XinetdCase):
     def test_redirect(self) -> None:
