@@ -9,7 +9,8 @@ ARGS   ?= --proto echo
 
 # Debian tools the integration tests drive for real (command:package); installed when
 # missing (the test machines run as root).
-TOOLS  := systemd-socket-activate:systemd systemd-analyze:systemd openssl:openssl haproxy:haproxy xinetd:xinetd
+TOOLS  := systemd-socket-activate:systemd systemd-analyze:systemd openssl:openssl haproxy:haproxy xinetd:xinetd \
+          gcc:gcc taskset:util-linux
 
 .PHONY: run test unit integration lint clean tools test-adversarial robustness
 
@@ -51,35 +52,45 @@ lint: $(VENV)/.installed
 clean:
 	rm -rf $(VENV) _trial_temp .pytest_cache build dist twisted/plugins/dropin.cache
 
-# make bench: netd against its peers under the shared harness (../shared/bench), ~25 min;
-# writes BENCHMARKS.md, benchmarks/bench.png and benchmarks/results/. REPS=5 for more
-# repetitions (default: the harness's 3). make bench-smoke: the seconds-long check CI runs.
-BENCH_HARNESS ?= ../shared/bench
-REPS          ?=
+# make bench: netd against its reference servers under the project's own harness
+# (benchmarks/run.py, C load generator benchmarks/loadgen/loadgen.c, peers in
+# benchmarks/peers/); writes BENCHMARKS.md, benchmarks/bench.png, benchmarks/results/.
+# About 1 min per repetition of 1 s cases: REPS=5 DURATION=2 for figures worth quoting.
+# make bench-smoke: the seconds-long pipeline check and load generator self-test (make test
+# runs the same file). make profile-connrate: py-spy flame graph of netd under connrate.
+REPS     ?= 3
+DURATION ?= 1
+BENCH_C  := benchmarks/build/loadgen benchmarks/build/cserver
 
-.PHONY: bench bench-smoke bench-peers
+.PHONY: bench bench-smoke profile-connrate
 
 $(VENV)/.bench-installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	touch $@
 
-# xinetd (and openbsd-inetd) for the peers, through the harness's own script (needs root).
-bench-peers:
-	@command -v xinetd >/dev/null 2>&1 || sh $(BENCH_HARNESS)/peers/setup.sh
+benchmarks/build/loadgen: benchmarks/loadgen/loadgen.c | tools
+	mkdir -p $(@D) && gcc -O2 -Wall -o $@ $<
 
-bench: $(VENV)/.bench-installed bench-peers
-	BENCH_HARNESS=$(BENCH_HARNESS) $(BIN)/python benchmarks/publish.py $(if $(REPS),--reps $(REPS))
+benchmarks/build/cserver: benchmarks/peers/cserver.c | tools
+	mkdir -p $(@D) && gcc -O2 -Wall -o $@ $<
 
-bench-smoke: $(VENV)/.installed $(VENV)/.bench-installed
-	BENCH_HARNESS=$(BENCH_HARNESS) $(BIN)/trial tests.integration.test_bench_publish
+bench: $(VENV)/.installed $(VENV)/.bench-installed tools $(BENCH_C)
+	NETD_BENCH_MAKE="make bench REPS=$(REPS) DURATION=$(DURATION)" \
+	  $(BIN)/python benchmarks/run.py --reps $(REPS) --duration $(DURATION)
+
+bench-smoke: $(VENV)/.installed tools $(BENCH_C)
+	$(BIN)/trial tests.integration.test_bench_harness
+
+profile-connrate: $(VENV)/.installed $(VENV)/.bench-installed tools $(BENCH_C)
+	$(BIN)/python benchmarks/profile_connrate.py $(PROFILE_ARGS)
 
 # make test-adversarial: the adversarial suite (tests/adversarial) at full size: floods of
 # thousands of connections, 1 GiB streams, UDP reflection, full and failing disks, SIGKILL,
 # broken reloads; ~4 min, root for the tmpfs/loop/raw-socket/netns scenarios. make test runs
 # the same files at CI size. make robustness: the same scenarios, then docs/ROBUSTNESS.md
 # from the figures they record (docs/robustness.py; --mode ci for the CI sizes).
-test-adversarial: $(VENV)/.installed tools bench-peers
+test-adversarial: $(VENV)/.installed tools
 	NETD_ADVERSARIAL=full $(BIN)/pytest -q tests/adversarial
 
-robustness: $(VENV)/.installed tools bench-peers
+robustness: $(VENV)/.installed tools
 	$(BIN)/python docs/robustness.py

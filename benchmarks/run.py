@@ -108,6 +108,7 @@ class Server:
     fixed: bool = False
     loadgen: dict[str, tuple[str, ...]] = field(default_factory=dict)  # extra args per mode
     what: str = ""
+    idle: bool = True  # False: a process per connection; 10,000 of them would swamp the machine
 
 
 NETD_OFF = "--max-per-source 0 --rate 0 --max-connections 0 --idle-timeout 0"
@@ -139,7 +140,7 @@ def servers(python: str) -> dict[str, Server]:
                what=f"netd echo, limits off (`{NETD_OFF}`), default per-connection log line"),
         Server("netd-nolog", "echo", f"{netd} --proto echo --log-connections no", None,
                what="the same with `--log-connections no`"),
-        Server("xinetd", "echo", "{xinetd:echo}", "same", fixed=True, loadgen=one,
+        Server("xinetd", "echo", "{xinetd:echo}", "same", fixed=True, loadgen=one, idle=False,
                what="xinetd's internal echo (Debian xinetd, foreground, generated config)"),
         Server("c-epoll-daytime", "daytime", f"{c} daytime {{port}}", what="C epoll daytime"),
         Server("uvloop-daytime", "daytime",
@@ -155,11 +156,12 @@ def servers(python: str) -> dict[str, Server]:
         Server("xinetd-daytime", "daytime", "{xinetd:daytime}", fixed=True, loadgen=one,
                what="xinetd's internal daytime"),
         # programs per connection (issue 9): connrate against /bin/cat started per connection
-        Server("xinetd-cat", "echo", "{xinetd:cat}", fixed=True, loadgen=one,
+        Server("xinetd-cat", "echo", "{xinetd:cat}", fixed=True, loadgen=one, idle=False,
                what="xinetd running `/bin/cat` per connection"),
         Server("socket-activate-cat", "echo",
                "systemd-socket-activate --accept --inetd -l 127.0.0.1:{port} /bin/cat",
-               fixed=True, what="`systemd-socket-activate --accept --inetd /bin/cat`"),
+               fixed=True, idle=False,
+               what="`systemd-socket-activate --accept --inetd /bin/cat`"),
     ]  # fmt: skip
     return {s.name: s for s in table}
 
@@ -481,7 +483,7 @@ def blocks(server: Server, cases: list[Case]) -> list[tuple[bool, list[Case]]]:
     The fresh processes a server gets in one repetition, each with its cases: the idle case
     alone (memory counts from a fresh start), then the other TCP cases, then UDP.
     """
-    mine = [c for c in cases if c.kind == server.kind]
+    mine = [c for c in cases if c.kind == server.kind and (server.idle or c.mode != "idle")]
     idle = [c for c in mine if c.mode == "idle"]
     tcp = [c for c in mine if not c.udp and c.mode != "idle"]
     udp = [c for c in mine if c.udp] if server.udp else []
@@ -612,6 +614,7 @@ def parseArgs(argv: list[str]) -> argparse.Namespace:
     add("--render-only", action="store_true", help="re-render from the results already there")
     add("--no-plot", action="store_true", help="no PNG (matplotlib missing)")
     add("--list", action="store_true", help="list the servers and cases, then exit")
+    add("--build-only", action="store_true", help="only compile the C programs")
     args = parser.parse_args(argv)
     pool = {c.name: c for c in CASES + SMOKE_CASES}
     if args.smoke:
@@ -634,6 +637,9 @@ def main(argv: list[str]) -> int:
     args = parseArgs(argv)
     python = shown(sys.executable)
     table = servers(python)
+    if args.build_only:
+        build()
+        return 0
     if args.list:
         for server in table.values():
             print(f"{server.name:20} {server.kind:8} {server.tcp}\n{'':29} udp: {server.udp}")
@@ -651,7 +657,7 @@ def main(argv: list[str]) -> int:
             "machine": machine(python),
             "started": time.strftime("%Y-%m-%d %H:%M %Z"),
             "loadavg_start": Path("/proc/loadavg").read_text().split()[:3],
-            "background_start": background(),
+            "background_start": background(0.3 if args.smoke else 2.0),
             "command": shlex.join([python, shown(__file__), *argv]),
             "make": os.environ.get("NETD_BENCH_MAKE"),
             "reps": args.reps,
@@ -669,7 +675,7 @@ def main(argv: list[str]) -> int:
         run(args, table, results)
         meta["run_s"] = round(time.monotonic() - started)
         meta["loadavg_end"] = Path("/proc/loadavg").read_text().split()[:3]
-        meta["background_end"] = background()
+        meta["background_end"] = background(0.3 if args.smoke else 2.0)
         (results / "meta.json").write_text(json.dumps(meta, indent=1) + "\n")
     data = report.load(results)
     png = args.out_dir / "benchmarks" / "bench.png"
