@@ -8,7 +8,7 @@ themselves: nothing here repeats them.
     .venv/bin/python docs/robustness.py --mode ci        # the CI sizes, a few minutes less
     .venv/bin/python docs/robustness.py --results F.jsonl --junit F.xml   # re-render only
 
-Run it as root on Linux, with xinetd installed (C{make bench-peers}) for the comparison:
+Run it as root on Linux, with xinetd installed (C{make tools}) for the comparison:
 the file-system, raw-socket and network-namespace scenarios are skipped otherwise.
 """
 

@@ -1,8 +1,8 @@
 """
 Debian's xinetd, the peer netd is compared with: its internal services on free loopback
-ports, in the foreground, configured as the shared bench's C{peers/run_xinetd.sh} runs it
+ports, in the foreground, configured as the benchmarks run it (C{benchmarks/run.py})
 (C{type = INTERNAL}, C{flags = NOLIBWRAP}, logging to /dev/null) but with the services a
-scenario needs.  C{sh bench/peers/setup.sh} (or C{make bench-peers}) installs it.
+scenario needs.  C{make tools} installs it.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ def xinetdCommand() -> str | None:
     return None
 
 
-#: xinetd's own limits lifted (the shared bench's peer configuration), or left at
+#: xinetd's own limits lifted (as the benchmarks configure it), or left at
 #: xinetd's defaults (Debian's /etc/xinetd.conf sets none: cps 50 10, no per-source limit).
 XINETD_LIFTED = """\
     instances      = UNLIMITED
@@ -57,8 +57,8 @@ service {name}
 
 class Xinetd:
     """
-    Debian's xinetd in the foreground with its internal services (as the shared bench's
-    C{peers/run_xinetd.sh} runs it: INTERNAL, NOLIBWRAP, log to /dev/null), on free
+    Debian's xinetd in the foreground with its internal services (as the benchmarks
+    run it: INTERNAL, NOLIBWRAP, log to /dev/null), on free
     loopback ports.  Only 127.0.0.1 may talk to it: xinetd resolves other peers' names.
 
     @param services: C{(name, "stream"|"dgram")} pairs; C{port(name, kind)} says where.
@@ -68,7 +68,7 @@ class Xinetd:
     def __init__(self, services: Sequence[tuple[str, str]], lifted: bool = True) -> None:
         command = xinetdCommand()
         if command is None:
-            raise FileNotFoundError("xinetd is not installed (sh bench/peers/setup.sh)")
+            raise FileNotFoundError("xinetd is not installed (make tools)")
         self.directory = tempfile.mkdtemp(prefix="netd-adv-xinetd-")
         ports = freePorts(len(services))
         self.ports = {svc: port for svc, port in zip(services, ports, strict=True)}
@@ -152,7 +152,7 @@ def startXinetd(
 ) -> Xinetd:
     """An L{Xinetd} stopped in cleanup; the test is skipped if xinetd is not installed."""
     if xinetdCommand() is None:
-        test.skipTest("xinetd is not installed (make bench-peers installs it)")
+        test.skipTest("xinetd is not installed (make tools installs it)")
     peer = Xinetd(services, lifted)
     test.addCleanup(peer.stop)
     return peer
