@@ -389,6 +389,9 @@ def render(data: Data, png: str | None) -> str:
         "echoed byte at its stream offset (a byte from another connection fails too); wac "
         "checks length and CRLF; UDP checks sequence number and payload. A run with any error "
         "is marked `!` and its figure left out of the medians.",
+        "- **Why a load generator of our own:** it checks every byte per connection, keeps "
+        "every latency sample (exact percentiles), and has the write-and-close and idle-memory "
+        "modes issue 12 asks for; Debian 12 packages no `tcpkali`, and wrk/ab speak HTTP only.",
         "- **Sources:** connrate spreads connections over 127.0.0.1-8 (one address's ephemeral "
         "ports fill with TIME_WAIT); xinetd gets 127.0.0.1 only (`--srcs 1`), as its peer-name "
         "handling would otherwise stall on reverse lookups.",
