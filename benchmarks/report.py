@@ -301,6 +301,11 @@ def profileSection() -> list[str]:
     return ["", phases.read_text().rstrip()] if phases.exists() else []
 
 
+def cpuList(busy: list[float] | None) -> str:
+    """C{[90.0, 60.5]} as "CPU 0 90 %, CPU 1 60 %"."""
+    return ", ".join(f"CPU {i} {b:.0f} %" for i, b in enumerate(busy or [])) or "-"
+
+
 def render(data: Data, png: str | None) -> str:
     m, machine = data.meta, data.meta.get("machine", {})
     steal = [
@@ -320,8 +325,9 @@ def render(data: Data, png: str | None) -> str:
         f"that rotates each repetition. Produced by `{command}`.",
         "",
         "**Read this first: a short run on a shared, noisy machine.** Two vCPUs shared with "
-        f"other sessions (CPU busy before the run, with nothing of ours running: "
-        f"{m.get('background_start')} %; load average {' '.join(m.get('loadavg_start', []))}). "
+        f"other sessions (busy in the seconds before the run, with nothing of ours running: "
+        f"{cpuList(m.get('background_start'))}; after it: {cpuList(m.get('background_end'))}; "
+        f"load average {' '.join(m.get('loadavg_start', []))} at the start). "
         f"CPU 0 (the server's) was busy {fmt(busy0)} % in the median case; steal up to "
         f"{fmt(max(steal or [0]))} %. Repetitions of one case typically spread by tens of "
         "percent here (see *Spread*); treat ratios within 0.15 of each other as ties and "
@@ -363,7 +369,9 @@ def render(data: Data, png: str | None) -> str:
                                     for n, d in m.get("servers", {}).items()])  # fmt: skip
     out += [
         "",
-        "netd runs on its own epoll reactor with `TCP_NODELAY`; the peers keep their library "
+        "netd logs one line per finished connection by default; `--log-connections no` "
+        "(config key `log-connections = false`) switches that line off, and the `-nolog` "
+        "servers measure netd so. netd runs on its own epoll reactor with `TCP_NODELAY`; the peers keep their library "
         "defaults (Twisted: Nagle on, listen backlog 50; asyncio/uvloop: `TCP_NODELAY`, backlog "
         "100). xinetd is given `instances`/`per_source` UNLIMITED, `cps` lifted, `NOLIBWRAP` and "
         "no logging, so the load, not its throttle, is measured.",
