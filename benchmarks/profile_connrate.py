@@ -75,16 +75,17 @@ def phaseOf(frame: str) -> str | None:
     if "TCP_NODELAY" in src or "setTcpNoDelay" in func + src:
         return "TCP_NODELAY"
     if (
-        path.startswith("twisted/logger/")
-        or path in ("netd/logformat.py", "netd/throttledlog.py", "twisted/python/log.py")
+        path.startswith(("twisted/logger/", "netd/logs/"))
+        or path == "twisted/python/log.py"
         or name.startswith("_log")
         or name == "formatAddress"
     ):
         return "logging"
     if name in ("admit", "admitted", "connectionMade", "makeConnection") or path in (
-        "netd/admission.py",
-        "netd/access.py",
-        "netd/ratelimit.py",
+        "netd/admission/rules.py",
+        "netd/admission/access.py",
+        "netd/admission/ratelimit.py",
+        "netd/admission/policy.py",
     ):
         return "admission"
     if "buildProtocol" in name or name in ("__init__", "_buildAddr", "startReading", "addReader"):
@@ -191,6 +192,8 @@ def profile(args: argparse.Namespace) -> dict:
     return {
         "label": args.label,
         "when": time.strftime("%Y-%m-%d %H:%M %Z"),
+        "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO,
+                                 capture_output=True, text=True).stdout.strip() or "?",
         "netd": shlex.join(netdArgv[1:]),
         "rate_conn_s": report["results"]["rate"],
         "ok": report["ok"],
@@ -232,7 +235,7 @@ def table() -> str:
     ]
     for r in runs:
         lines.append(
-            f"- **{r['label']}** ({r['when']}): `twistd {r['netd']}`, {r['rate_conn_s']:.0f} "
+            f"- **{r['label']}** ({r['when']}, netd at commit {r.get('commit', '?')}): `twistd {r['netd']}`, {r['rate_conn_s']:.0f} "
             f"conn/s while sampled, netd at {r['server_cpu_pct']} % CPU, {r['samples']} samples "
             f"(verified: {'yes' if r['ok'] else 'NO'}); flame graph "
             f"[`benchmarks/profiles/connrate-{r['label']}.svg`](benchmarks/profiles/connrate-{r['label']}.svg), "
