@@ -47,10 +47,10 @@ integration: $(VENV)/.installed tools
 	$(BIN)/pytest -q tests/integration
 
 lint: $(VENV)/.installed
-	$(BIN)/ruff check src tests twisted
+	$(BIN)/ruff check src tests twisted benchmarks
 
 clean:
-	rm -rf $(VENV) _trial_temp .pytest_cache build dist twisted/plugins/dropin.cache
+	rm -rf $(VENV) _trial_temp .pytest_cache build dist twisted/plugins/dropin.cache benchmarks/build
 
 # make bench: netd against its reference servers under the project's own harness
 # (benchmarks/run.py, C load generator benchmarks/loadgen/loadgen.c, peers in
