@@ -592,7 +592,7 @@ int main(int argc, char **argv) {
         {"size", 1, 0, 's'}, {"duration", 1, 0, 'd'}, {"warmup", 1, 0, 'w'}, {"timeout", 1, 0, 't'},
         {"srcs", 1, 0, 'S'}, {"idle", 1, 0, 'i'}, {"hold", 1, 0, 'h'}, {"sid", 1, 0, 'P'},
         {"window", 1, 0, 'W'}, {"loss-ms", 1, 0, 'L'}, {"min", 1, 0, 'n'}, {"max", 1, 0, 'x'},
-        {"suffix", 1, 0, 'X'}, {"help", 0, 0, '?'}, {0, 0, 0, 0}};
+        {"suffix", 1, 0, 'X'}, {"help", 0, 0, 'u'}, {0, 0, 0, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
         switch (ch) {
@@ -617,7 +617,8 @@ int main(int argc, char **argv) {
         case 'n': opt.min = atoi(optarg); break;
         case 'x': opt.max = atoi(optarg); break;
         case 'X': opt.suffix = optarg; break;
-        case '?': usage(optind < argc || ch == '?' ? 0 : 2);
+        case 'u': usage(0); break;
+        default: usage(2); /* getopt has said which option was wrong */
         }
     }
     if (opt.port <= 0 || opt.port > 65535 || opt.conns < 1 || opt.size < 1 || opt.size > (int)CHUNK ||
